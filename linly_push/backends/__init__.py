@@ -1,0 +1,1 @@
+"""Backend contracts and the registry that finds them."""

@@ -1,0 +1,68 @@
+"""The two backend contracts: a TTS turns a sentence into Speech, an Avatar draws frames.
+
+A backend is a class with a ``name``, a one-line ``description``, a nested pydantic ``Options``
+model that forbids unknown keys (so a typo in ``--set tts.voce=...`` fails loudly) and, for
+optional backends, the pip extra that makes it ready. Heavy imports belong inside the backend's
+methods, so listing backends never needs them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ..clock import FrameContext
+from ..media import Speech, VideoFormat
+
+
+class BackendOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    extra: ClassVar[str | None] = None  # pip extra that installs what it needs
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """What keeps this backend from running here (e.g. a missing package), or None if ready."""
+        return None
+
+    def close(self) -> None:
+        """Release what the backend holds (libraries, processes)."""
+
+
+class TTSBackend(Backend):
+    """Speaks one sentence at a time."""
+
+    def __init__(self, options: BackendOptions) -> None:
+        self.options = options
+
+    @abstractmethod
+    def synthesize(self, text: str, lang: str) -> Speech:
+        """Speak ``text``; ``lang`` is the script's guess ("en", "zh"), which the options may override.
+
+        Return mono float PCM at the backend's own rate, with phoneme and word marks when the
+        engine can give them (avatars fall back to loudness without them). Raise BackendError.
+        """
+
+
+class Avatar(Backend):
+    """Draws the presenter, one frame at a time, from what the clock shows it."""
+
+    def __init__(self, video: VideoFormat, options: BackendOptions) -> None:
+        self.video = video
+        self.options = options
+
+    @abstractmethod
+    def draw(self, ctx: FrameContext) -> bytes | np.ndarray:
+        """Frame ``ctx.index`` as yuv420p, ``video.frame_bytes`` long (see ``linly_push.video``).
+
+        Called once per frame in order; may return the same cached buffer for identical frames,
+        but must not modify a buffer it has returned before.
+        """

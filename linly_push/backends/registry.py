@@ -1,0 +1,82 @@
+"""Finding backends. Built-in and third-party backends are registered the same way: as entry
+points in the groups ``linly_push.tts`` and ``linly_push.avatars``, each naming a backend class
+(linly-push's own pyproject.toml declares the built-ins there)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ..errors import UsageError
+from .base import Avatar, Backend, BackendOptions, TTSBackend
+
+Kind = Literal["tts", "avatar"]
+GROUPS: dict[Kind, str] = {"tts": "linly_push.tts", "avatar": "linly_push.avatars"}
+BASES: dict[Kind, type[Backend]] = {"tts": TTSBackend, "avatar": Avatar}
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    kind: Kind
+    name: str
+    cls: type[Backend] | None
+    origin: str  # distribution that provides it
+    error: str | None = None  # why it could not be loaded or is not ready
+
+    @property
+    def ready(self) -> bool:
+        return self.cls is not None and self.error is None
+
+    @property
+    def status(self) -> str:
+        if self.ready:
+            return "ready"
+        hint = f"pip install 'linly-push[{self.cls.extra}]'" if self.cls is not None and self.cls.extra else None
+        return f"{self.error}" + (f" ({hint})" if hint else "")
+
+
+def discover(kind: Kind) -> dict[str, BackendInfo]:
+    """Every backend of ``kind`` that is installed, ready or not, by name."""
+    found: dict[str, BackendInfo] = {}
+    for ep in entry_points(group=GROUPS[kind]):
+        origin = ep.dist.name if ep.dist is not None else "?"
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not break the others
+            found[ep.name] = BackendInfo(kind, ep.name, None, origin, f"failed to load: {exc}")
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, BASES[kind])):
+            found[ep.name] = BackendInfo(kind, ep.name, None, origin, f"{ep.value} is not a {BASES[kind].__name__}")
+            continue
+        found[ep.name] = BackendInfo(kind, ep.name, cls, origin, cls.missing())
+    return found
+
+
+def get(kind: Kind, name: str) -> type[Backend]:
+    """The backend class called ``name``; UsageError naming the choices if there is none."""
+    found = discover(kind)
+    info = found.get(name)
+    if info is None:
+        choices = ", ".join(sorted(found)) or "none (is linly-push installed with pip?)"
+        raise UsageError(f"unknown {kind} backend {name!r}; choose one of: {choices}")
+    if not info.ready:
+        raise UsageError(f"{kind} backend {name!r} is not ready: {info.status}")
+    assert info.cls is not None
+    return info.cls
+
+
+def options(cls: type[Backend], values: dict[str, Any]) -> BackendOptions:
+    """Validate a backend's options (the preset's [tts] or [avatar] table less its 'backend' key)."""
+    try:
+        return cls.Options(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        kind = "tts" if issubclass(cls, TTSBackend) else "avatar"
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(cls.Options.model_fields) or "none"
+            raise UsageError(f"{cls.name}: unknown option {kind}.{where}; its options are: {known}") from None
+        raise UsageError(f"{cls.name}: bad value for {kind}.{where}: {err['msg']}") from None

@@ -1,0 +1,244 @@
+"""The audio-master clock.
+
+Audio leads: after ``s`` samples at rate ``r`` the stream holds exactly ``floor(s * fps / r)``
+frames, computed from the cumulative sample count so rounding never accumulates. Frame ``n``
+has PTS ``n / fps`` and is emitted once the audio has reached the end of its interval, so
+whatever an avatar looks at around a frame's instant is already known when it draws.
+
+The schedule functions are pure integer arithmetic; ``Timeline`` keeps recent audio for the
+avatars to look at; ``Pacer`` releases media in real time for live output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .media import AudioFormat, Mark, Segment, VideoFormat, silence
+
+
+def frames_after(samples: int, fps: int, rate: int) -> int:
+    """How many frames the stream has once ``samples`` samples of audio have been produced."""
+    return samples * fps // rate
+
+
+def frame_start(n: int, fps: int, rate: int) -> int:
+    """The first sample at which frame ``n`` exists: ceil(n * rate / fps)."""
+    return -(-n * rate // fps)
+
+
+def nearest_frame(sample: int, fps: int, rate: int) -> int:
+    """The frame whose instant n/fps is nearest to ``sample`` (ties go to the later frame)."""
+    return (2 * sample * fps + rate) // (2 * rate)
+
+
+def frame_window(n: int, fps: int, rate: int) -> tuple[int, int]:
+    """The samples nearer to frame ``n``'s instant than to any other frame's: [start, end)."""
+    return -(-(2 * n - 1) * rate // (2 * fps)), -(-(2 * n + 1) * rate // (2 * fps))
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A segment placed on the stream: its first sample in stream samples."""
+
+    start: int
+    segment: Segment
+    mono: np.ndarray = field(repr=False)  # float32 mono copy, for looking at loudness
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.segment)
+
+
+class Timeline:
+    """The stream so far, segment after segment on the audio clock.
+
+    Keeps the last ``keep`` samples' worth of segments so avatars can look back (onsets, loudness).
+    """
+
+    def __init__(self, audio: AudioFormat, keep_seconds: float = 2.0) -> None:
+        self.format = audio
+        self.samples = 0
+        self._keep = int(keep_seconds * audio.sample_rate)
+        self._recent: deque[Placed] = deque()
+
+    def append(self, segment: Segment) -> Placed:
+        mono = segment.audio.astype(np.float32).mean(axis=1) / 32768.0
+        placed = Placed(self.samples, segment, mono)
+        self._recent.append(placed)
+        self.samples += len(segment)
+        while len(self._recent) > 1 and self._recent[0].end < self.samples - self._keep:
+            self._recent.popleft()
+        return placed
+
+    def audio(self, start: int, end: int) -> np.ndarray:
+        """Mono float32 samples [start, end) of the stream; zeros where nothing is (or kept)."""
+        out = np.zeros(max(0, end - start), dtype=np.float32)
+        for p in self._recent:
+            lo, hi = max(start, p.start), min(end, p.end)
+            if lo < hi:
+                out[lo - start : hi - start] = p.mono[lo - p.start : hi - p.start]
+        return out
+
+    def segment_at(self, sample: int) -> Placed | None:
+        for p in reversed(self._recent):
+            if p.start <= sample < p.end:
+                return p
+        return None
+
+    def marks(self, which: str, start: int, end: int) -> list[tuple[Mark, Placed]]:
+        """Phoneme or word marks (``which`` is "phonemes" or "words") overlapping [start, end),
+        moved to stream samples, each with the segment it belongs to."""
+        found = []
+        for p in self._recent:
+            if p.end <= start or p.start >= end:
+                continue
+            for m in getattr(p.segment, which):
+                if p.start + m.end > start and p.start + m.start < end:
+                    found.append((Mark(m.label, p.start + m.start, p.start + m.end), p))
+        return found
+
+
+@dataclass(frozen=True)
+class FrameContext:
+    """What an avatar may look at to draw frame ``index``: its instant, and the audio around it."""
+
+    index: int
+    video: VideoFormat
+    timeline: Timeline
+
+    @property
+    def rate(self) -> int:
+        return self.timeline.format.sample_rate
+
+    @property
+    def time(self) -> float:
+        """The frame's presentation time in seconds."""
+        return self.index / self.video.fps
+
+    @property
+    def position(self) -> int:
+        """The sample at the frame's instant (rounded down)."""
+        return self.index * self.rate // self.video.fps
+
+    def window(self) -> tuple[int, int]:
+        """The samples this frame stands for on screen: half a frame either side of its instant."""
+        return frame_window(self.index, self.video.fps, self.rate)
+
+    def audio(self, start: int | None = None, end: int | None = None) -> np.ndarray:
+        """Mono float32 stream audio [start, end), the frame's window by default."""
+        lo, hi = self.window()
+        return self.timeline.audio(lo if start is None else start, hi if end is None else end)
+
+    def phonemes(self, start: int | None = None, end: int | None = None) -> list[tuple[Mark, Placed]]:
+        lo, hi = self.window()
+        return self.timeline.marks("phonemes", lo if start is None else start, hi if end is None else end)
+
+    def words(self, start: int | None = None, end: int | None = None) -> list[tuple[Mark, Placed]]:
+        lo, hi = self.window()
+        return self.timeline.marks("words", lo if start is None else start, hi if end is None else end)
+
+    @property
+    def placed(self) -> Placed | None:
+        """The segment playing at the frame's instant."""
+        return self.timeline.segment_at(self.position)
+
+    @property
+    def text(self) -> str | None:
+        p = self.placed
+        return p.segment.text if p else None
+
+
+@dataclass
+class Tick:
+    """One frame of video and the audio that plays during it: samples [frame_start(n), frame_start(n+1))."""
+
+    index: int
+    frame: bytes | bytearray | memoryview | np.ndarray
+    audio: np.ndarray  # int16, (k, channels)
+    starts: list[Segment] = field(default_factory=list)  # segments whose first sample is in this tick
+
+
+class Ticker:
+    """Turns segments into ticks: places them on the timeline and has the avatar draw each frame
+    as soon as the audio has covered it."""
+
+    def __init__(self, video: VideoFormat, audio: AudioFormat, draw: Callable[[FrameContext], object]) -> None:
+        self.video = video
+        self.audio_format = audio
+        self.timeline = Timeline(audio)
+        self.frames = 0  # frames emitted so far
+        self._draw = draw
+        self._pending: list[np.ndarray] = []  # audio not yet handed out in a tick
+        self._pending_starts: list[tuple[int, Segment]] = []
+
+    @property
+    def samples(self) -> int:
+        return self.timeline.samples
+
+    def feed(self, segment: Segment) -> Iterator[Tick]:
+        if len(segment) == 0:
+            return
+        placed = self.timeline.append(segment)
+        self._pending.append(segment.audio)
+        self._pending_starts.append((placed.start, segment))
+        yield from self._emit()
+
+    def finish(self) -> Iterator[Tick]:
+        """Pad with silence to the next frame boundary so audio and video end together."""
+        fps, rate = self.video.fps, self.audio_format.sample_rate
+        short = frame_start(self.frames + 1, fps, rate) - self.samples
+        if self.samples > frame_start(self.frames, fps, rate) and short > 0:
+            yield from self.feed(Segment(silence(short, self.audio_format), "pause"))
+
+    def _emit(self) -> Iterator[Tick]:
+        fps, rate = self.video.fps, self.audio_format.sample_rate
+        due = frames_after(self.samples, fps, rate)
+        if due == self.frames:
+            return
+        buf = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        base = frame_start(self.frames, fps, rate)  # stream sample of buf[0]
+        for n in range(self.frames, due):
+            a, b = frame_start(n, fps, rate), frame_start(n + 1, fps, rate)
+            starts = [s for pos, s in self._pending_starts if a <= pos < b]
+            frame = self._draw(FrameContext(n, self.video, self.timeline))
+            yield Tick(n, frame, buf[a - base : b - base], starts)
+        self.frames = due
+        cut = frame_start(due, fps, rate) - base
+        self._pending = [buf[cut:]] if cut < len(buf) else []
+        self._pending_starts = [(p, s) for p, s in self._pending_starts if p >= frame_start(due, fps, rate)]
+
+
+class Pacer:
+    """Releases ticks in real time from the audio clock, like ``ffmpeg -re``: frame n goes out
+    no earlier than ``n / fps`` seconds after the first."""
+
+    def __init__(
+        self,
+        fps: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.fps = fps
+        self._clock = clock
+        self._sleep = sleep
+        self._t0: float | None = None
+
+    def wait(self, n: int) -> float:
+        """Block until frame ``n`` is due; returns how late it is (seconds, 0 if on time)."""
+        now = self._clock()
+        if self._t0 is None:
+            self._t0 = now - n / self.fps
+        due = self._t0 + n / self.fps
+        if due > now:
+            self._sleep(due - now)
+            return 0.0
+        return now - due
+
+    @property
+    def elapsed(self) -> float:
+        return 0.0 if self._t0 is None else self._clock() - self._t0

@@ -1,0 +1,49 @@
+"""The one error hierarchy. Each class carries its exit code; only the CLI turns them into exits."""
+
+from __future__ import annotations
+
+
+class LinlyPushError(Exception):
+    """Base of every error linly-push reports to a user. The message is one line, secrets masked."""
+
+    exit_code = 1
+
+
+class UsageError(LinlyPushError):
+    """A bad flag or value, unknown preset or backend, an invalid preset file, no input."""
+
+    exit_code = 2
+
+
+class InputError(LinlyPushError):
+    """A script or audio file that is missing, unreadable, empty, undecodable or not UTF-8."""
+
+    exit_code = 3
+
+
+class BackendError(LinlyPushError):
+    """A TTS or avatar backend failed."""
+
+    exit_code = 4
+
+
+class OutputError(LinlyPushError):
+    """FFmpeg failed or the destination could not be reached."""
+
+    exit_code = 5
+
+
+class Interrupted(LinlyPushError):
+    """The user stopped the run (Ctrl-C)."""
+
+    exit_code = 130
+
+
+EXIT_CODES = {
+    0: "done",
+    UsageError.exit_code: "usage: bad flag or value, unknown preset or backend, invalid preset file, no input",
+    InputError.exit_code: "bad input: script or audio missing, unreadable, empty, undecodable, not UTF-8",
+    BackendError.exit_code: "a TTS or avatar backend failed",
+    OutputError.exit_code: "output failed: ffmpeg error, server unreachable",
+    Interrupted.exit_code: "interrupted (Ctrl-C)",
+}

@@ -1,0 +1,205 @@
+"""Presets: the scene settings in presets/*.toml, a user's own TOML file, and overrides.
+
+Layering, lowest first: the preset file, then ``--set key=value`` pairs, then explicit flags
+(the CLI turns those into the same dotted keys). Unknown keys and bad values are UsageErrors.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+DEFAULT_PRESET = "live"
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+)
+_RATE = re.compile(r"^\d+(\.\d+)?[kKM]?$")
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VideoSettings(_Table):
+    width: int = Field(960, ge=16, le=7680)
+    height: int = Field(540, ge=16, le=4320)
+    fps: int = Field(25, ge=1, le=120)
+    bitrate: str = "2M"  # target, ffmpeg notation (2M, 1500k)
+    maxrate: str | None = "2M"  # VBV ceiling; None for unconstrained
+    bufsize: str | None = "2M"  # VBV buffer
+    cbr: bool = True  # pad to a constant rate (x264 nal-hrd=cbr), as many platforms ask
+    x264_preset: str = "ultrafast"
+    tune: str | None = "zerolatency"
+    gop_seconds: float = Field(2.0, gt=0, le=10)  # keyframe interval
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError("must be even (yuv420p)")
+        return v
+
+    @field_validator("bitrate", "maxrate", "bufsize")
+    @classmethod
+    def _rate(cls, v: str | None) -> str | None:
+        if v is not None and not _RATE.match(str(v)):
+            raise ValueError(f"{v!r} is not a bit rate like 2M or 1500k")
+        return v
+
+    @field_validator("x264_preset")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        if v not in X264_PRESETS:
+            raise ValueError(f"must be one of {', '.join(X264_PRESETS)}")
+        return v
+
+    @property
+    def gop(self) -> int:
+        return max(1, round(self.gop_seconds * self.fps))
+
+
+class AudioSettings(_Table):
+    sample_rate: int = 44100
+    channels: int = Field(2, ge=1, le=2)
+    bitrate: str = "128k"
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _aac_rate(cls, v: int) -> int:
+        allowed = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
+        if v not in allowed:
+            raise ValueError(f"must be one of {', '.join(map(str, allowed))}")
+        return v
+
+    @field_validator("bitrate")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        if not _RATE.match(v):
+            raise ValueError(f"{v!r} is not a bit rate like 128k")
+        return v
+
+
+class SpeechSettings(_Table):
+    lead_in: float = Field(0.5, ge=0, le=30)  # silence (idle avatar) before the first sentence
+    sentence_pause: float = Field(0.3, ge=0, le=30)
+    paragraph_pause: float = Field(0.9, ge=0, le=30)  # at a blank line in the script
+    tail: float = Field(0.5, ge=0, le=30)  # silence after the last sentence
+    max_sentence_chars: int = Field(160, ge=10, le=2000)  # longer sentences are cut at commas/spaces
+
+
+class LiveSettings(_Table):
+    url: str = ""  # rtmp://, rtmps:// or srt://; ${VAR} is expanded from the environment
+    buffer: float = Field(3.0, ge=0.5, le=60)  # seconds TTS and the avatar may run ahead
+
+
+class BackendChoice(BaseModel):
+    """[tts] or [avatar]: ``backend`` picks one; the other keys are that backend's options."""
+
+    model_config = ConfigDict(extra="allow")
+    backend: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Preset(_Table):
+    name: str = ""
+    description: str = ""
+    video: VideoSettings = VideoSettings()
+    audio: AudioSettings = AudioSettings()
+    speech: SpeechSettings = SpeechSettings()
+    live: LiveSettings = LiveSettings()
+    tts: BackendChoice = BackendChoice(backend="espeak")
+    avatar: BackendChoice = BackendChoice(backend="cartoon")
+
+    @model_validator(mode="after")
+    def _vbv(self) -> Preset:
+        v = self.video
+        if v.maxrate and not v.bufsize:
+            raise ValueError("video.bufsize is needed with video.maxrate")
+        return self
+
+
+def available() -> dict[str, Path]:
+    """Built-in presets by name."""
+    return {p.stem: p for p in sorted(PRESET_DIR.glob("*.toml"))}
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: TOML when it parses as a TOML value (30, 2.5, true, "x", [1, 2]), else text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignment(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+", key):
+        raise UsageError(f"--set takes section.key=value (e.g. video.fps=30), not {item!r}")
+    return key, parse_value(value.strip())
+
+
+def apply(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted ``key`` in nested ``data``."""
+    *parents, leaf = key.split(".")
+    node = data
+    for p in parents:
+        child = node.setdefault(p, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"--set {key}: {p} is not a table")
+        node = child
+    node[leaf] = value
+
+
+def read(source: str) -> tuple[str, dict[str, Any]]:
+    """A preset's name and raw table, from a built-in name or a path to a TOML file."""
+    builtin = available()
+    if source in builtin:
+        path, name = builtin[source], source
+    else:
+        path = Path(source).expanduser()
+        if path.suffix != ".toml" and not path.exists():
+            choices = ", ".join(builtin)
+            raise UsageError(f"unknown preset {source!r}; choose one of {choices}, or give a path to a .toml file")
+        name = path.stem
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"preset file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read preset {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"invalid preset {path}: {exc}") from None
+    return name, data
+
+
+def load(source: str = DEFAULT_PRESET, overrides: list[tuple[str, Any]] = ()) -> Preset:
+    """Load a preset and apply ``overrides`` (dotted key, value) in order."""
+    name, data = read(source)
+    data.setdefault("name", name)
+    for key, value in overrides:
+        apply(data, key, value)
+    try:
+        return Preset.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "preset"
+        if err["type"] == "extra_forbidden":
+            raise UsageError(f"preset {name!r}: unknown setting {where}") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UsageError(f"preset {name!r}: bad value for {where}: {msg}") from None
