@@ -1,0 +1,131 @@
+"""Parsing a script into what is spoken: sentences (Chinese, English or mixed) and paragraph pauses."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    lang: str  # "en" or "zh"
+
+
+@dataclass(frozen=True)
+class Pause:
+    kind: str  # "paragraph"
+
+
+Item = Sentence | Pause
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*(?:\n\s*)+")  # a blank (or whitespace-only) line or more
+_ENDS = ".!?…。！？；"
+_CJK_ENDS = "。！？；"  # end a sentence whatever follows them
+_CLOSERS = "\"'”’」』)）]】》"  # stay with the sentence they close
+_OPENERS = "\"'“‘「『(（[【《"
+# A break after one of these is a softer cut than a space; ASCII ones only before a space, so
+# "1,000" and "12:30" stay whole.
+_SOFT_BREAK = re.compile(r"[，、；：]|[,;:](?=\s)")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st mt vs etc e.g i.e u.s u.k u.n a.m p.m no vol fig inc ltd co corp dept approx".split()
+)
+
+
+def is_cjk(ch: str) -> bool:
+    """A Chinese character (CJK ideograph)."""
+    return bool(_CJK.match(ch))
+
+
+def detect_lang(text: str) -> str:
+    return "zh" if _CJK.search(text) else "en"
+
+
+def parse(text: str, max_chars: int = 160) -> list[Item]:
+    """Sentences in script order, with a Pause wherever a blank line separates paragraphs.
+
+    No sentence is longer than ``max_chars``; pieces with nothing to say (a lone "..." or "—")
+    are dropped.
+    """
+    items: list[Item] = []
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    for paragraph in _PARAGRAPH_BREAK.split(text):
+        sentences = [
+            Sentence(piece, detect_lang(piece))
+            for sentence in _sentences(_join_lines(paragraph))
+            for piece in _cut(sentence, max_chars)
+            if any(ch.isalnum() for ch in piece)
+        ]
+        if sentences:
+            if items:
+                items.append(Pause("paragraph"))
+            items.extend(sentences)
+    return items
+
+
+def _wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def _join_lines(paragraph: str) -> str:
+    """One line with whitespace collapsed; a line break between two wide (CJK) characters vanishes."""
+    text = ""
+    for line in paragraph.split("\n"):
+        line = " ".join(line.split())
+        if not line:
+            continue
+        if text and not (_wide(text[-1]) and _wide(line[0])):
+            text += " "
+        text += line
+    return text
+
+
+def _sentences(text: str) -> list[str]:
+    out: list[str] = []
+    start = i = 0
+    while i < len(text):
+        if text[i] not in _ENDS:
+            i += 1
+            continue
+        j = i
+        while j < len(text) and text[j] in _ENDS:
+            j += 1
+        while j < len(text) and text[j] in _CLOSERS:
+            j += 1
+        if _is_boundary(text, i, j):
+            out.append(text[start:j].strip())
+            start = j
+        i = j
+    out.append(text[start:].strip())
+    return [s for s in out if s]
+
+
+def _is_boundary(text: str, i: int, j: int) -> bool:
+    """Whether the run of terminators text[i:j] (closers included) ends a sentence."""
+    if any(ch in _CJK_ENDS for ch in text[i:j]):
+        return True
+    # Western punctuation ends a sentence only before a space, the end or Chinese text; this
+    # keeps 3.14, example.com and v1.2 whole.
+    if j < len(text) and not (text[j].isspace() or _wide(text[j])):
+        return False
+    if text[i:j].rstrip(_CLOSERS) == ".":
+        word = text[text.rfind(" ", 0, i) + 1 : i].lstrip(_OPENERS)  # whitespace is single spaces here
+        if word.lower() in _ABBREVIATIONS or (len(word) == 1 and word.isupper()):  # Mr. e.g. J. K.
+            return False
+    return True
+
+
+def _cut(sentence: str, limit: int) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut after a comma-like mark, else at a space, else hard."""
+    pieces: list[str] = []
+    while len(sentence) > limit:
+        floor = limit // 3  # don't leave a stub of a few characters when a later cut exists
+        soft = [m.end() for m in _SOFT_BREAK.finditer(sentence[: limit + 1]) if floor < m.end() <= limit]
+        space = sentence.rfind(" ", floor, limit + 1)
+        at = soft[-1] if soft else space if space > 0 else limit
+        pieces.append(sentence[:at].strip())
+        sentence = sentence[at:].strip()
+    pieces.append(sentence)
+    return [p for p in pieces if p]
