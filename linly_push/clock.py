@@ -27,7 +27,8 @@ def frames_after(samples: int, fps: int, rate: int) -> int:
 
 
 def frame_start(n: int, fps: int, rate: int) -> int:
-    """The first sample at which frame ``n`` exists: ceil(n * rate / fps)."""
+    """The first sample at or after frame ``n``'s instant: ceil(n * rate / fps). Frame n is
+    emitted once the audio reaches frame_start(n + 1)."""
     return -(-n * rate // fps)
 
 
@@ -57,7 +58,8 @@ class Placed:
 class Timeline:
     """The stream so far, segment after segment on the audio clock.
 
-    Keeps the last ``keep`` samples' worth of segments so avatars can look back (onsets, loudness).
+    Keeps segments until ``trim`` says they are far enough behind the frames still to be drawn,
+    so avatars can look back (onsets, loudness).
     """
 
     def __init__(self, audio: AudioFormat, keep_seconds: float = 2.0) -> None:
@@ -71,9 +73,12 @@ class Timeline:
         placed = Placed(self.samples, segment, mono)
         self._recent.append(placed)
         self.samples += len(segment)
-        while len(self._recent) > 1 and self._recent[0].end < self.samples - self._keep:
-            self._recent.popleft()
         return placed
+
+    def trim(self, drawn_up_to: int) -> None:
+        """Forget segments that end more than the look-back before ``drawn_up_to``."""
+        while len(self._recent) > 1 and self._recent[0].end < drawn_up_to - self._keep:
+            self._recent.popleft()
 
     def audio(self, start: int, end: int) -> np.ndarray:
         """Mono float32 samples [start, end) of the stream; zeros where nothing is (or kept)."""
@@ -122,8 +127,8 @@ class FrameContext:
 
     @property
     def position(self) -> int:
-        """The sample at the frame's instant (rounded down)."""
-        return self.index * self.rate // self.video.fps
+        """The first sample at or after the frame's instant."""
+        return frame_start(self.index, self.video.fps, self.rate)
 
     def window(self) -> tuple[int, int]:
         """The samples this frame stands for on screen: half a frame either side of its instant."""
@@ -208,6 +213,7 @@ class Ticker:
             frame = self._draw(FrameContext(n, self.video, self.timeline))
             yield Tick(n, frame, buf[a - base : b - base], starts)
         self.frames = due
+        self.timeline.trim(frame_start(due, fps, rate))
         cut = frame_start(due, fps, rate) - base
         self._pending = [buf[cut:]] if cut < len(buf) else []
         self._pending_starts = [(p, s) for p, s in self._pending_starts if p >= frame_start(due, fps, rate)]
