@@ -1,5 +1,74 @@
-"""The command line (placeholder until the CLI lands)."""
+"""The command line: a thin Typer layer over the library. The only place that prints, and the
+only place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+from typer._click.exceptions import ClickException, UsageError as ClickUsageError
+from typer.exceptions import Abort
+
+from .. import __version__
+from ..errors import EXIT_CODES, Interrupted, LinlyPushError
+from . import info, run
+
+_EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
+
+app = typer.Typer(
+    name="linly-push",
+    help="Scripted talking-avatar broadcasts: a script or recordings in, a lip-synced avatar out — "
+    "live over RTMP/SRT, or rendered to a file.",
+    epilog=_EPILOG,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+app.command(epilog=_EPILOG)(run.render)
+app.command(epilog=_EPILOG)(run.live)
+app.add_typer(info.presets_app, name="presets")
+app.command()(info.backends)
 
 
-def main() -> None:  # pragma: no cover
-    raise SystemExit("linly-push CLI not built yet")
+def _version(value: bool) -> None:
+    if value:
+        print(f"linly-push {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="On failure, show the traceback too."),
+) -> None:
+    # --debug is read in main(), which handles errors outside the command's context.
+    del version, debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="linly-push", standalone_mode=False)
+    except ClickUsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "linly-push"
+        _fail(f"{exc.format_message()} (see '{where} --help')", 2, debug)
+    except ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code, debug)
+    except LinlyPushError as exc:
+        _fail(str(exc), exc.exit_code, debug)
+    except (KeyboardInterrupt, Abort):
+        _fail("interrupted", Interrupted.exit_code, debug)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    line = " ".join(message.split())  # one line, always
+    print(f"linly-push: error: {line}", file=sys.stderr)
+    sys.exit(code)

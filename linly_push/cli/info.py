@@ -1,0 +1,60 @@
+"""`presets list|show` and `backends`: what is available here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import tomli_w
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from .. import presets as presets_mod
+from ..backends import registry
+from ..errors import LinlyPushError
+from ..ffmpeg import find_ffmpeg
+
+presets_app = typer.Typer(help="List and inspect presets (scene settings).", no_args_is_help=True)
+
+
+@presets_app.command("list")
+def presets_list() -> None:
+    """The built-in presets, with their picture and rate."""
+    table = Table("name", "video", "bitrate", "audio", "url", "description", box=None)
+    for name in presets_mod.available():
+        p = presets_mod.load(name)
+        v, a = p.video, p.audio
+        rate = v.bitrate + (" cbr" if v.cbr else f" (max {v.maxrate})" if v.maxrate else "")
+        table.add_row(name, f"{v.width}x{v.height}@{v.fps}", rate, f"{a.sample_rate} Hz {a.bitrate}", p.live.url or "-", p.description)
+    Console().print(table)
+
+
+@presets_app.command("show")
+def presets_show(
+    name: Annotated[str, typer.Argument(metavar="NAME|FILE", help="A built-in preset or a .toml file.")],
+    sets: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="See the preset with overrides applied.")] = None,
+) -> None:
+    """Every setting of a preset, defaults filled in, as TOML (a start for your own preset file)."""
+    p = presets_mod.load(name, [presets_mod.parse_assignment(s) for s in sets or []])
+    data = p.model_dump(exclude_none=True)
+    for table in ("tts", "avatar"):
+        data[table] = {"backend": getattr(p, table).backend, **getattr(p, table).options}
+    Console().print(Syntax(tomli_w.dumps(data), "toml", theme="ansi_dark", background_color="default"))
+
+
+def backends() -> None:
+    """The TTS and avatar backends installed, whether each is ready, and the ffmpeg in use."""
+    table = Table("kind", "name", "status", "description", "from", box=None)
+    for kind in ("tts", "avatar"):
+        for name, info in sorted(registry.discover(kind).items()):
+            status = "[green]ready[/]" if info.ready else f"[yellow]{info.status}[/]"
+            desc = info.cls.description if info.cls is not None else ""
+            table.add_row(kind, name, status, desc, info.origin)
+    console = Console()
+    console.print(table)
+    try:
+        ff = find_ffmpeg()
+        console.print(f"\nffmpeg {ff.version}: {ff.path} [dim](from {ff.source})[/]")
+    except LinlyPushError as exc:
+        console.print(f"\n[red]ffmpeg: {exc}[/]")

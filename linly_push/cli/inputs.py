@@ -1,0 +1,53 @@
+"""Reading what the user gave (--script, --audio) into pipeline inputs, before anything starts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .. import audio as audio_io
+from ..errors import InputError, UsageError
+from ..pipeline import AudioFile, Input
+from ..script import Sentence, parse
+
+
+def read_script(source: str) -> str:
+    """The script's text: a UTF-8 file, or standard input for '-'."""
+    if source == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("--script - reads the script from standard input, but nothing is piped in")
+        data = sys.stdin.buffer.read()
+        where = "standard input"
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"script not found: {path}")
+        if path.is_dir():
+            raise InputError(f"script path is a folder, not a file: {path}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read script {path}: {exc.strerror}") from None
+        where = str(path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"script {where} is not UTF-8 (bad byte at position {exc.start}); save it as UTF-8 and try again"
+        ) from None
+    if not text.strip():
+        raise InputError(f"script {where} is empty")
+    return text
+
+
+def gather(script: str | None, audio: list[Path], max_chars: int) -> list[Input]:
+    if script is not None and audio:
+        raise UsageError("give either --script or --audio, not both")
+    if script is not None:
+        items: list[Input] = list(parse(read_script(script), max_chars=max_chars))
+        if not any(isinstance(i, Sentence) for i in items):
+            raise InputError(f"script {'from standard input' if script == '-' else script} has nothing to say")
+        return items
+    if audio:
+        return [AudioFile(audio_io.probe(p)) for p in audio]
+    raise UsageError("nothing to say: give --script FILE (or - for standard input) or --audio FILE")
