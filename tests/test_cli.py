@@ -132,3 +132,27 @@ def test_presets_and_backends_commands():
     assert r.returncode == 0
     for needle in ("espeak", "cartoon", "testcard", "ready", "ffmpeg"):
         assert needle in shown, needle
+
+
+def test_ctrl_c_closes_the_output_cleanly(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "long.txt").write_text("This sentence goes on for a while, again and again. " * 200, encoding="utf-8")
+    out = tmp_path / "long.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "linly_push", "render", "--script", str(tmp_path / "long.txt"),
+                             "-o", str(out), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Wait until frames are flowing, then interrupt.
+    for line in proc.stdout:
+        if b'"progress"' in line and json.loads(line)["frames"] > 100:
+            break
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 5
+    assert proc.returncode == 130, stderr.decode()
+    assert "interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
+    p = probe(out)  # the trailer was written: the file plays
+    assert p.video_seconds > 4

@@ -52,7 +52,7 @@ def _preset(preset: str, sets: list[str] | None, tts: str | None, avatar: str | 
 
 
 def _display(as_json: bool) -> JsonDisplay | RichDisplay:
-    return JsonDisplay() if as_json else RichDisplay(Console(stderr=True))
+    return JsonDisplay() if as_json else RichDisplay(Console(stderr=True, soft_wrap=True))
 
 
 def _execute(job: Job, as_json: bool) -> None:

@@ -1,0 +1,507 @@
+"""FFmpeg: finding the binary, building its command line (pure), and running it as the sink.
+
+Raw yuv420p frames and s16le audio go to ffmpeg over two pipes (``pass_fds``), each fed by its
+own writer thread from a bounded queue: a slow encoder or network pushes back on the producer,
+and ffmpeg, which reads its inputs in parallel, never waits on one pipe while we block on the
+other. Closing both pipes (EOF) is how a stream ends: ffmpeg flushes and writes the trailer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import queue
+import re
+import shlex
+import shutil
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import ffmpeg as ffmpeg_python
+import numpy as np
+
+from . import urls
+from .errors import OutputError, UsageError
+from .presets import AudioSettings, VideoSettings
+
+ENV_VAR = "LINLY_PUSH_FFMPEG"
+REQUIRED_ENCODERS = ("libx264", "aac")
+# File outputs: extension -> muxer. MP4 and MOV get +faststart (index moved to the front).
+FILE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".flv": "flv", ".ts": "mpegts"}
+LIVE_TIMEOUT_US = 5_000_000  # a server that stops reading fails the write after 5 s, not never
+
+
+@dataclass(frozen=True)
+class FFmpegBinary:
+    path: str
+    version: str
+    source: str  # "LINLY_PUSH_FFMPEG", "PATH" or "imageio-ffmpeg wheel"
+
+
+def find_ffmpeg() -> FFmpegBinary:
+    """The ffmpeg to use: $LINLY_PUSH_FFMPEG, else ffmpeg on PATH, else the imageio-ffmpeg wheel's.
+
+    Checked (version, libx264 and aac encoders) once per binary.
+    """
+    explicit = os.environ.get(ENV_VAR)
+    if explicit:
+        path = shutil.which(explicit)
+        if path is None:
+            raise OutputError(f"{ENV_VAR}={explicit} is not an executable ffmpeg")
+        return _inspect(path, ENV_VAR)
+    path = shutil.which("ffmpeg")
+    if path is not None:
+        return _inspect(path, "PATH")
+    try:
+        import imageio_ffmpeg
+
+        return _inspect(imageio_ffmpeg.get_ffmpeg_exe(), "imageio-ffmpeg wheel")
+    except (ImportError, RuntimeError):
+        raise OutputError(
+            f"ffmpeg not found: install it (apt install ffmpeg), pip install imageio-ffmpeg, or set {ENV_VAR}"
+        ) from None
+
+
+@functools.cache
+def _inspect(path: str, source: str) -> FFmpegBinary:
+    def run(*args: str) -> str:
+        try:
+            return subprocess.run(
+                [path, "-hide_banner", *args], capture_output=True, text=True, timeout=30, check=True
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise OutputError(f"cannot run ffmpeg at {path} (from {source}): {exc}") from None
+
+    first = (run("-version").splitlines() or [""])[0]
+    m = re.match(r"ffmpeg version (\S+)", first)
+    if not m:
+        raise OutputError(f"{path} (from {source}) does not look like ffmpeg: {first[:80]!r}")
+    listed = {line.split()[1] for line in run("-encoders").splitlines() if len(line.split()) > 1}
+    missing = [e for e in REQUIRED_ENCODERS if e not in listed]
+    if missing:
+        raise OutputError(
+            f"ffmpeg {m.group(1)} at {path} (from {source}) lacks the {' and '.join(missing)} encoder;"
+            f" install a full build (apt install ffmpeg) or point {ENV_VAR} at one"
+        )
+    return FFmpegBinary(path, m.group(1), source)
+
+
+def build_argv(
+    ffmpeg: str,
+    video: VideoSettings,
+    audio: AudioSettings,
+    output: str,
+    *,
+    video_fd: int,
+    audio_fd: int,
+) -> list[str]:
+    """The ffmpeg command line reading raw video from ``video_fd`` and audio from ``audio_fd``.
+
+    Raw inputs carry no timestamps: frame n is at n/fps and audio at its sample count, both from 0,
+    so the stream stays in sync exactly as long as we feed audio and frames in step.
+    Progress comes as key=value lines on stdout; warnings and errors on stderr.
+    """
+    kind = urls.kind(output)
+    raw = {"probesize": 32, "analyzeduration": 0}  # raw needs no probing; probing would stall
+    # Frames come as BT.709 limited range (linly_push.video). Tagged on the input, so the tags
+    # reach the encoder on every ffmpeg (9.x drops output-side primaries and transfer).
+    bt709 = {"colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709", "color_range": "tv"}
+    v_in = ffmpeg_python.input(
+        f"pipe:{video_fd}",
+        f="rawvideo",
+        pix_fmt="yuv420p",
+        s=f"{video.width}x{video.height}",
+        r=video.fps,
+        **bt709,
+        **raw,
+    )
+    layout = "mono" if audio.channels == 1 else "stereo"  # -ac alone makes ffmpeg guess, and warn
+    a_in = ffmpeg_python.input(f"pipe:{audio_fd}", f="s16le", ar=audio.sample_rate, ch_layout=layout, **raw)
+    opts: dict[str, object] = {
+        "c:v": "libx264",
+        "preset": video.x264_preset,
+        "pix_fmt": "yuv420p",
+        "b:v": video.bitrate,
+        "g": video.gop,
+        "keyint_min": video.fps,
+        "sc_threshold": 0,  # keyframes only on the GOP grid, as platforms expect
+        "c:a": "aac",
+        "aac_coder": audio.aac_coder,
+        "b:a": audio.bitrate,
+        "ar": audio.sample_rate,
+        "ac": audio.channels,
+    }
+    if video.tune:
+        opts["tune"] = video.tune
+    if video.maxrate:
+        opts["maxrate"] = video.maxrate
+    if video.bufsize:
+        opts["bufsize"] = video.bufsize
+    if video.cbr:
+        opts["x264-params"] = "nal-hrd=cbr"  # filler keeps the rate flat; needs maxrate and bufsize
+    if kind == "rtmp":
+        opts.update(f="flv", flvflags="no_duration_filesize", rw_timeout=LIVE_TIMEOUT_US)
+    elif kind == "srt":
+        opts.update(f="mpegts", rw_timeout=LIVE_TIMEOUT_US)
+    else:
+        ext = Path(output).suffix.lower()
+        if ext not in FILE_FORMATS:
+            raise UsageError(f"cannot tell the container of {output!r}: use one of {', '.join(FILE_FORMATS)}")
+        opts["f"] = FILE_FORMATS[ext]
+        if opts["f"] in ("mp4", "mov"):
+            opts["movflags"] = "+faststart"
+    out = ffmpeg_python.output(v_in.video, a_in.audio, output, **opts)
+    head = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
+    return head + (["-y"] if kind == "file" else []) + ffmpeg_python.get_args(out)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """ffmpeg's latest -progress report."""
+
+    frame: int
+    fps: float
+    total_size: int  # bytes written so far
+    out_time: float  # seconds of output
+    bitrate_kbps: float | None
+    speed: float | None  # x realtime
+    done: bool  # ffmpeg said progress=end
+
+
+def _number(text: str | None) -> float | None:
+    m = re.match(r"\s*([0-9.]+)", text or "")
+    return float(m.group(1)) if m else None
+
+
+def _progress(fields: dict[str, str]) -> Progress:
+    return Progress(
+        frame=int(_number(fields.get("frame")) or 0),
+        fps=_number(fields.get("fps")) or 0.0,
+        total_size=int(_number(fields.get("total_size")) or 0),
+        out_time=(_number(fields.get("out_time_us")) or 0.0) / 1e6,
+        bitrate_kbps=_number(fields.get("bitrate")),
+        speed=_number(fields.get("speed")),
+        done=fields.get("progress") == "end",
+    )
+
+
+# ffmpeg's closing summaries (the line before them says what actually went wrong), and its
+# note that we write faster than it encodes, which is back-pressure working, not a fault.
+_GENERIC = re.compile(
+    r"^(Conversion failed!|Exiting normally|Error opening output files?\b|Last message repeated"
+    r"|Terminating thread with return code|Task finished with error code|Nothing was written"
+    r"|Thread message queue blocking)"
+)
+_PREFIX = re.compile(r"^\[[^\]]+ @ (0x)?[0-9a-fA-F]+\]\s*")
+
+
+def last_error(lines: Iterable[str]) -> str | None:
+    """The last line of ffmpeg's stderr that says what failed, without its ``[muxer @ 0x..]`` tag."""
+    for line in reversed([_PREFIX.sub("", ln).strip() for ln in lines]):
+        if line and not _GENERIC.match(line):
+            return line
+    return None
+
+
+def hint(text: str, output: str) -> str | None:
+    """A suggestion for a failure whose stderr is ``text``, writing to ``output``."""
+    where = urls.mask(output)
+    if "Connection refused" in text or re.search(r"Connection to \S+ failed", text):  # SRT says only that
+        return f"is the server at {where} running?"
+    if "timed out" in text.lower():
+        return f"no answer from {where}; check the host, port and any firewall"
+    if "resolve" in text or "Name or service not known" in text:
+        return f"cannot find the host of {where}; check the URL"
+    if "Protocol not found" in text:
+        return f"this ffmpeg cannot send to {where}; set {ENV_VAR} to a build with that protocol"
+    if urls.kind(output) != "file" and any(s in text for s in ("Broken pipe", "reset by peer", "Input/output error")):
+        return "the server closed the connection: did it stop, or refuse the stream key?"
+    if urls.kind(output) == "file" and any(s in text for s in ("No such file", "Permission denied", "space left")):
+        return f"check that the folder of {output} exists and is writable"
+    return None
+
+
+_EOF = None  # end of a pipe's queue
+
+
+def _daemon(target: Callable[..., None], name: str, *args: object) -> threading.Thread:
+    return threading.Thread(target=target, args=args, name=f"ffmpeg-{name}", daemon=True)
+
+
+class FFmpegSink:
+    """Runs ffmpeg encoding what ``write`` is given to ``output`` (a file or rtmp/srt URL).
+
+    ``secrets`` are scrubbed from everything the sink reports, on top of those of ``output``.
+    """
+
+    def __init__(
+        self,
+        video: VideoSettings,
+        audio: AudioSettings,
+        output: str,
+        *,
+        ffmpeg: str | None = None,  # a binary to run as is; find_ffmpeg() by default
+        secrets: Iterable[str] = (),
+        queue_frames: int = 8,
+        stderr_lines: int = 50,
+    ) -> None:
+        self.video, self.audio, self.output = video, audio, output
+        self.frame_bytes = video.width * video.height * 3 // 2
+        self._ffmpeg = ffmpeg
+        self._secrets = [*urls.secrets_of(output), *secrets]
+        self._queue_frames = queue_frames
+        self._stderr: deque[str] = deque(maxlen=stderr_lines)
+        self._stderr_lock = threading.Lock()  # the reader thread appends while others copy
+        # Built now for its checks, so a bad output fails before any pipe or process exists.
+        self._argv = build_argv(ffmpeg or "ffmpeg", video, audio, output, video_fd=3, audio_fd=4)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._queues: list[queue.Queue[bytes | None]] = []
+        self._writers: list[threading.Thread] = []
+        self._readers: list[threading.Thread] = []
+        self._write_error: OSError | None = None  # set by a writer thread
+        self._error: OutputError | None = None  # how ffmpeg failed, once it has
+        self._closed = False
+        self.progress: Progress | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> FFmpegSink:
+        if self._proc is not None:
+            raise RuntimeError("FFmpegSink already started")
+        binary = self._ffmpeg or find_ffmpeg().path
+        (vr, vw), (ar, aw) = os.pipe(), os.pipe()
+        self._argv = build_argv(binary, self.video, self.audio, self.output, video_fd=vr, audio_fd=ar)
+        try:
+            self._proc = subprocess.Popen(
+                self._argv,
+                pass_fds=(vr, ar),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                # Its own session: a Ctrl-C in the terminal reaches only us, and we end the
+                # stream with an EOF so the trailer is written, instead of ffmpeg dying mid-write.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            for fd in (vw, aw):
+                os.close(fd)
+            raise OutputError(self._redact(f"cannot start ffmpeg ({binary}): {exc}")) from None
+        finally:
+            os.close(vr)  # the child holds the read ends now
+            os.close(ar)
+        self._queues = [queue.Queue(self._queue_frames) for _ in range(2)]
+        self._writers = [
+            _daemon(self._write_loop, "video", vw, self._queues[0]),
+            _daemon(self._write_loop, "audio", aw, self._queues[1]),
+        ]
+        self._readers = [
+            _daemon(self._read_stderr, "stderr", self._proc.stderr),
+            _daemon(self._read_progress, "progress", self._proc.stdout),
+        ]
+        for t in (*self._writers, *self._readers):
+            t.start()
+        return self
+
+    def write(
+        self,
+        frame: bytes | bytearray | memoryview | np.ndarray | None,
+        audio: np.ndarray | None,
+    ) -> None:
+        """Queue one frame (yuv420p, ``frame_bytes`` long) and audio (int16, (k, channels)).
+
+        Blocks while ffmpeg is behind. Either may be None or empty. Raises OutputError once
+        ffmpeg has stopped.
+        """
+        self.check()
+        if self._closed:
+            raise RuntimeError("FFmpegSink is closed")
+        for q, data in zip(self._queues, (self._frame_data(frame), self._audio_data(audio))):
+            if data:
+                self._put(q, data)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """End the stream: EOF on both pipes, then wait for ffmpeg to finish writing.
+
+        Raises OutputError if ffmpeg fails or does not finish within ``timeout`` seconds.
+        """
+        proc = self._started()
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            return
+        self._closed = True
+        for q in self._queues:
+            self._put(q, _EOF, live=False)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.abort()
+            self._error = OutputError(f"ffmpeg did not finish within {timeout:g} s of the stream's end; stopped it")
+            raise self._error from None
+        self._join()
+        if proc.returncode != 0:
+            self._error = self._failure()
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop ffmpeg at once (the output may lack its trailer)."""
+        if self._proc is None:
+            return
+        self._closed = True
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._join()
+
+    def check(self) -> None:
+        """Raise OutputError if ffmpeg has stopped before the stream was closed."""
+        proc = self._started()
+        if self._error is not None:
+            raise self._error
+        if self._closed or (proc.poll() is None and self._write_error is None):
+            return
+        try:
+            proc.wait(5)  # a write failed: ffmpeg is on its way out; wait for its last words
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._closed = True
+        self._join()
+        self._error = self._failure()
+        raise self._error
+
+    def __enter__(self) -> FFmpegSink:
+        return self.start()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    @property
+    def returncode(self) -> int | None:
+        """ffmpeg's exit status (negative: killed by that signal); None while it runs."""
+        return None if self._proc is None else self._proc.poll()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def command_line(self) -> str:
+        """The ffmpeg command, secrets masked, for --debug."""
+        return self._redact(shlex.join(self._argv))
+
+    def stderr_tail(self) -> list[str]:
+        """ffmpeg's last stderr lines, secrets masked."""
+        with self._stderr_lock:
+            return list(self._stderr)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            raise RuntimeError("FFmpegSink not started")
+        return self._proc
+
+    def _redact(self, text: str) -> str:
+        return urls.redact(text, self._secrets)
+
+    def _frame_data(self, frame: bytes | bytearray | memoryview | np.ndarray | None) -> bytes:
+        if frame is None:
+            return b""
+        if isinstance(frame, np.ndarray):
+            if frame.dtype != np.uint8:
+                raise ValueError(f"frames must be uint8 yuv420p, not {frame.dtype}")
+            data = frame.tobytes()
+        else:
+            data = bytes(frame)  # a copy: callers may reuse their buffer while this one waits
+        if data and len(data) != self.frame_bytes:
+            w, h = self.video.width, self.video.height
+            raise ValueError(f"a frame has {len(data)} bytes; {w}x{h} yuv420p has {self.frame_bytes}")
+        return data
+
+    def _audio_data(self, audio: np.ndarray | None) -> bytes:
+        if audio is None or audio.size == 0:
+            return b""
+        if audio.dtype != np.int16 or audio.ndim != 2 or audio.shape[1] != self.audio.channels:
+            shape = f"(k, {self.audio.channels})"
+            raise ValueError(f"audio must be int16 of shape {shape}, not {audio.dtype} {audio.shape}")
+        return np.ascontiguousarray(audio, dtype="<i2").tobytes()
+
+    def _put(self, q: queue.Queue[bytes | None], item: bytes | None, *, live: bool = True) -> None:
+        # Short waits, so a dead ffmpeg (or an abort from another thread) is noticed while
+        # the pipe is full.
+        while True:
+            if live:
+                self.check()
+                if self._closed:
+                    return
+            elif self._started().poll() is not None:
+                return  # closing, and nobody will read it: _join ends the writer
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                pass
+
+    def _write_loop(self, fd: int, q: queue.Queue[bytes | None]) -> None:
+        try:
+            while (data := q.get()) is not _EOF:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+        except OSError as exc:  # BrokenPipeError: ffmpeg has gone; check() reports why
+            self._write_error = exc
+        finally:
+            os.close(fd)
+
+    def _read_stderr(self, pipe: IO[bytes]) -> None:
+        for raw in pipe:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                line = self._redact(line)
+                with self._stderr_lock:
+                    self._stderr.append(line)
+
+    def _read_progress(self, pipe: IO[bytes]) -> None:
+        fields: dict[str, str] = {}
+        for raw in pipe:
+            key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
+            fields[key] = value
+            if key == "progress":  # the last key of each report
+                self.progress = _progress(fields)
+                fields = {}
+
+    def _join(self) -> None:
+        # ffmpeg has exited: drop what it will never read, and let each writer see EOF.
+        for q in self._queues:
+            while True:
+                try:
+                    q.put_nowait(_EOF)
+                    break
+                except queue.Full:
+                    with contextlib.suppress(queue.Empty):
+                        q.get_nowait()
+        for t in (*self._writers, *self._readers):
+            t.join(5)
+
+    def _failure(self) -> OutputError:
+        rc = self.returncode
+        tail = self.stderr_tail()
+        what = f"ffmpeg was killed by signal {-rc}" if rc is not None and rc < 0 else f"ffmpeg exited with code {rc}"
+        line = last_error(tail)
+        if line is None and self._write_error is not None:
+            line = f"writing to ffmpeg: {self._write_error.strerror}"
+        message = f"{what}: {line}" if line else what
+        tip = hint("\n".join(tail), self.output)
+        return OutputError(self._redact(f"{message} ({tip})" if tip else message))

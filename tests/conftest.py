@@ -1,0 +1,41 @@
+"""Shared fixtures: a local nginx-rtmp server, and ffprobe for checking what ffmpeg wrote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rtmp_server import RtmpServer, unavailable
+
+
+@pytest.fixture
+def rtmp_server(tmp_path: Path) -> Iterator[RtmpServer]:
+    """nginx-rtmp on 127.0.0.1 (a free port), application ``live``, recording every publish."""
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = RtmpServer(tmp_path / "rtmp")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ffprobe() -> Callable[..., dict[str, Any]]:
+    """``ffprobe(path, *args)``: ffprobe's JSON (``-show_streams -show_format`` unless args are given)."""
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        pytest.skip("ffprobe is not installed (apt install ffmpeg)")
+
+    def probe(path: Path | str, *args: str) -> dict[str, Any]:
+        argv = [exe, "-v", "error", "-of", "json", *(args or ("-show_streams", "-show_format")), str(path)]
+        return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout)
+
+    return probe

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import pytest
+
+from linly_push import urls
+from linly_push.errors import UsageError
+
+
+def test_expand_replaces_braced_variables():
+    env = {"KEY": "abc123", "HOST": "example.com"}
+    assert urls.expand("rtmp://${HOST}/live/${KEY}", env) == "rtmp://example.com/live/abc123"
+
+
+def test_expand_leaves_bare_dollars_alone():
+    assert urls.expand("rtmp://h/live/a$b$KEY", {"KEY": "x"}) == "rtmp://h/live/a$b$KEY"
+
+
+@pytest.mark.parametrize("env", [{}, {"STREAM_KEY": ""}])
+def test_expand_names_the_missing_variable(env):
+    with pytest.raises(UsageError, match=r"STREAM_KEY is not set"):
+        urls.expand("rtmp://h/live/${STREAM_KEY}", env)
+
+
+def test_expand_error_never_shows_other_values():
+    with pytest.raises(UsageError) as err:
+        urls.expand("rtmp://h/${APP}/${MISSING}", {"APP": "s3cr3t-app"})
+    assert "s3cr3t-app" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "kind"),
+    [
+        ("rtmp://h/live/k", "rtmp"),
+        ("RTMPS://h:443/live/k", "rtmp"),
+        ("srt://h:9000?streamid=k", "srt"),
+        ("out/show.mp4", "file"),
+        ("/abs/show.flv", "file"),
+        ("C:\\videos\\show.mkv", "file"),
+    ],
+)
+def test_kind(target, kind):
+    assert urls.kind(target) == kind
+
+
+@pytest.mark.parametrize("target", ["http://h/live/KEY", "udp://127.0.0.1:1234", "rtp://h:5000"])
+def test_kind_rejects_other_schemes_naming_the_supported_ones(target):
+    with pytest.raises(UsageError) as err:
+        urls.kind(target)
+    assert "rtmp://, rtmps://, srt://" in str(err.value)
+    assert "KEY" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("rtmp://host/app/KEY", "rtmp://host/app/****"),
+        ("rtmp://host/app/KEY?x=y", "rtmp://host/app/****?****"),
+        ("rtmps://live.example.com:443/app/sub/KEY/", "rtmps://live.example.com:443/app/sub/****/"),
+        ("srt://host:9000?streamid=KEY&passphrase=PASSWORD", "srt://host:9000?****"),
+        ("rtmp://user:PASSWORD@host/app/KEY", "rtmp://user:****@host/app/****"),
+        ("rtmp://host/app", "rtmp://host/app"),  # no key segment: nothing to hide
+        ("out/show.mp4", "out/show.mp4"),
+    ],
+)
+def test_mask(url, masked):
+    assert urls.mask(url) == masked
+
+
+def test_mask_keeps_a_host_that_contains_the_key():
+    assert urls.mask("rtmp://test.example.com/live/test") == "rtmp://test.example.com/live/****"
+
+
+def test_secrets_of():
+    url = "rtmp://u:pw@host/app/KEY?token=T"
+    assert urls.secrets_of(url) == [url, "KEY", "token=T", "pw"]
+    assert urls.secrets_of("show.mp4") == []
+
+
+def test_redact_shows_urls_masked_and_hides_keys_anywhere():
+    url = "rtmp://127.0.0.1:1935/live/sk_live_42"
+    text = f"{url}: Connection refused\nstream sk_live_42 rejected"
+    assert urls.redact(text, urls.secrets_of(url)) == (
+        "rtmp://127.0.0.1:1935/live/****: Connection refused\nstream **** rejected"
+    )
+
+
+def test_redact_hides_percent_encoded_and_decoded_forms():
+    text = "a%20b%2Bc%2Fd | a b+c/d | p%40ss%20word | p@ss%20word"
+    assert urls.redact(text, ["a b+c/d", "p@ss word"]) == "**** | **** | **** | ****"
+    url = "rtmp://h/live/my%20key"
+    assert urls.redact("rtmp://h/live/my key: refused", urls.secrets_of(url)) == "rtmp://h/live/****: refused"
+
+
+def test_redact_hides_a_key_that_also_occurs_in_the_host():
+    url = "rtmp://test.example.com/live/test"
+    out = urls.redact(f"Connection to {url} failed; host test.example.com", urls.secrets_of(url))
+    assert "test" not in out
+    assert out == "Connection to rtmp://****.example.com/live/**** failed; host ****.example.com"
+
+
+def test_redact_srt_query():
+    url = "srt://127.0.0.1:9000?streamid=publish:live/KEY&passphrase=0123456789ab"
+    stderr = f"[srt @ 0x55] Connection to {url} failed: Input/output error"
+    out = urls.redact(stderr, urls.secrets_of(url))
+    assert out == "[srt @ 0x55] Connection to srt://127.0.0.1:9000?**** failed: Input/output error"
