@@ -44,6 +44,6 @@ EXIT_CODES = {
     UsageError.exit_code: "usage: bad flag or value, unknown preset or backend, invalid preset file, no input",
     InputError.exit_code: "bad input: script or audio missing, unreadable, empty, undecodable, not UTF-8",
     BackendError.exit_code: "a TTS or avatar backend failed",
-    OutputError.exit_code: "output failed: ffmpeg error, server unreachable",
+    OutputError.exit_code: "output failed: ffmpeg error, server unreachable, output folder missing",
     Interrupted.exit_code: "interrupted (Ctrl-C)",
 }

@@ -236,7 +236,7 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
     except KeyboardInterrupt:
         _stop(drawn)
         sink.close()  # EOF lets ffmpeg write the trailer: what was sent stays playable
-        raise Interrupted("interrupted; the output was closed cleanly") from None
+        raise Interrupted("stopped; what was sent so far was closed cleanly") from None
     except BaseException:
         _stop(drawn)
         sink.abort()

@@ -206,7 +206,22 @@ def load(source: str = DEFAULT_PRESET, overrides: list[tuple[str, Any]] = ()) ->
         where = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             raise UsageError(f"preset {name!r}: unknown setting {where}") from None
-        msg = err["msg"].removeprefix("Value error, ")
         if not where:  # a rule across settings
-            raise UsageError(f"preset {name!r}: {msg}") from None
-        raise UsageError(f"preset {name!r}: bad value for {where}: {msg}") from None
+            raise UsageError(f"preset {name!r}: {describe(err)}") from None
+        raise UsageError(f"preset {name!r}: bad value for {where}: {describe(err)}") from None
+
+
+_EXPECTED = {
+    "int_parsing": "a whole number", "int_type": "a whole number", "int_from_float": "a whole number",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "bool_type": "true or false", "string_type": "text", "model_type": "a table of settings",
+    "dict_type": "a table of settings", "model_attributes_type": "a table of settings",
+}
+
+
+def describe(err: Any) -> str:
+    """One pydantic error in a user's words, with the value they gave."""
+    expected = _EXPECTED.get(err["type"])
+    if expected:
+        return f"expected {expected}, got {err.get('input')!r}"
+    return str(err["msg"]).removeprefix("Value error, ")

@@ -45,7 +45,8 @@ def kind(target: str) -> Kind:
     scheme = target.split("://", 1)[0].lower()
     if scheme not in SCHEMES:
         raise UsageError(
-            f"unsupported output {mask(target)!r}: use rtmp://, rtmps://, srt:// or a file path"
+            f"unsupported destination {mask(target)!r}: linly-push pushes to rtmp://, rtmps:// or srt:// "
+            "(use 'linly-push render -o FILE' for files)"
         )
     return SCHEMES[scheme]
 

@@ -1,6 +1,7 @@
 """The command line end to end: real TTS, real avatars, real ffmpeg, checked with ffprobe."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,6 +99,7 @@ def _bad_inputs(tmp_path):
         (3, ["render", "--script", str(tmp_path), "-o", out], "folder"),
         (3, ["render", "--audio", str(tmp_path / "noise.wav"), "-o", out], "cannot decode"),
         (3, ["render", "--audio", str(tmp_path / "none.wav"), "-o", out], "not found"),
+        (2, ["render", "--script", ok, "-o", out, "--set", "tts.voice=klingon"], "no voice"),
         (5, ["render", "--script", ok, "-o", str(tmp_path / "no" / "such" / "dir.mp4")], "does not exist"),
     ]
 
@@ -156,3 +158,18 @@ def test_ctrl_c_closes_the_output_cleanly(tmp_path):
     assert "interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
     p = probe(out)  # the trailer was written: the file plays
     assert p.video_seconds > 4
+
+
+def test_a_failing_backend_plugin_is_exit_4(tmp_path):
+    plugins = str(Path(__file__).parent / "plugins")  # a third-party package found through its entry points
+    (tmp_path / "ok.txt").write_text("Fine.", encoding="utf-8")
+    r = linly("backends", env={"PYTHONPATH": plugins})
+    assert "crashing" in r.stdout.decode() and "linly-test-plugins" in r.stdout.decode()
+    r = linly("render", "--script", str(tmp_path / "ok.txt"), "-o", str(tmp_path / "o.mp4"), "--tts", "crashing",
+              "--json", env={"PYTHONPATH": plugins})
+    assert r.returncode == 4, text(r)
+    assert r.stderr.decode().strip() == "linly-push: error: crashing: failed on sentence 1: engine crashed"
+    assert json.loads(r.stdout.decode().splitlines()[-1]) == {
+        "event": "error", "code": 4, "message": "crashing: failed on sentence 1: engine crashed",
+        "time": json.loads(r.stdout.decode().splitlines()[-1])["time"],
+    }

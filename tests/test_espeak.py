@@ -7,7 +7,7 @@ import pytest
 
 from linly_push.backends import registry
 from linly_push.backends.espeak import EspeakTTS
-from linly_push.errors import BackendError, UsageError
+from linly_push.errors import UsageError
 from linly_push.media import Mark, Speech
 
 
@@ -118,8 +118,8 @@ def test_silence_at_the_ends_is_trimmed(tts: EspeakTTS):
     assert [w.label for w in speech.words] == ["Hello"]
 
 
-def test_unknown_voice_is_a_backend_error():
-    with pytest.raises(BackendError, match="did you mean en-us"):
+def test_unknown_voice_is_a_usage_error():
+    with pytest.raises(UsageError, match="did you mean en-us"):
         make(voice="en-uss")
 
 

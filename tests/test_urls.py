@@ -46,7 +46,7 @@ def test_kind(target, kind):
 def test_kind_rejects_other_schemes_naming_the_supported_ones(target):
     with pytest.raises(UsageError) as err:
         urls.kind(target)
-    assert "rtmp://, rtmps://, srt://" in str(err.value)
+    assert "rtmp://, rtmps:// or srt://" in str(err.value)
     assert "KEY" not in str(err.value)
 
 

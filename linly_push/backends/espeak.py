@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from ..errors import BackendError
+from ..errors import BackendError, UsageError
 from ..media import Mark, Speech
 from ..script import is_cjk
 from .base import BackendOptions, TTSBackend
@@ -134,7 +134,7 @@ class _Engine:
         if ident is None:
             close = difflib.get_close_matches(voice.lower(), self.voices, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "use a language code like en-us, en-gb or cmn"
-            raise BackendError(f"espeak-ng has no voice {voice!r}; {hint}")
+            raise UsageError(f"espeak-ng has no voice {voice!r}; {hint}")
         return ident
 
     def _on_synth(self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: ctypes._Pointer[_Event]) -> int:

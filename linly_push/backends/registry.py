@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ..errors import UsageError
+from ..presets import describe
 from .base import Avatar, Backend, BackendOptions, TTSBackend
 
 Kind = Literal["tts", "avatar"]
@@ -79,4 +80,4 @@ def options(cls: type[Backend], values: dict[str, Any]) -> BackendOptions:
         if err["type"] == "extra_forbidden":
             known = ", ".join(cls.Options.model_fields) or "none"
             raise UsageError(f"{cls.name}: unknown option {kind}.{where}; its options are: {known}") from None
-        raise UsageError(f"{cls.name}: bad value for {kind}.{where}: {err['msg']}") from None
+        raise UsageError(f"{cls.name}: bad value for {kind}.{where}: {describe(err)}") from None

@@ -12,6 +12,7 @@ from typer.exceptions import Abort
 
 from .. import __version__
 from ..errors import EXIT_CODES, Interrupted, LinlyPushError
+from ..events import Event
 from . import info, run
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
@@ -48,27 +49,32 @@ def _root(
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    # Read here, not from the parsed options: errors are handled outside the command's context.
+    debug, as_json = "--debug" in args, "--json" in args
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="linly-push", standalone_mode=False)
     except ClickUsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "linly-push"
-        _fail(f"{exc.format_message()} (see '{where} --help')", 2, debug)
+        _fail(f"{exc.format_message()} (see '{where} --help')", 2, debug, as_json)
     except ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code, debug)
+        _fail(exc.format_message(), exc.exit_code, debug, as_json)
+    except Interrupted as exc:
+        _fail(str(exc), exc.exit_code, debug, as_json, label="interrupted")
     except LinlyPushError as exc:
-        _fail(str(exc), exc.exit_code, debug)
+        _fail(str(exc), exc.exit_code, debug, as_json)
     except (KeyboardInterrupt, Abort):
-        _fail("interrupted", Interrupted.exit_code, debug)
+        _fail("stopped before anything was written", Interrupted.exit_code, debug, as_json, label="interrupted")
     except BrokenPipeError:
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _fail(message: str, code: int, debug: bool) -> None:
+def _fail(message: str, code: int, debug: bool, as_json: bool, label: str = "error") -> None:
     if debug:
         traceback.print_exc()
     line = " ".join(message.split())  # one line, always
-    print(f"linly-push: error: {line}", file=sys.stderr)
+    if as_json:
+        print(Event("error", {"code": code, "message": line}).to_json(), flush=True)
+    print(f"linly-push: {label}: {line}", file=sys.stderr)
     sys.exit(code)

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from ..events import Event
 
@@ -32,6 +32,7 @@ class RichDisplay:
         self.progress: Progress | None = None
         self.task: Any = None
         self.live = False
+        self.sentence = (0, 0)  # (current, total)
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.kind}", None)
@@ -40,6 +41,7 @@ class RichDisplay:
 
     def _on_started(self, d: dict) -> None:
         self.live = d["live"]
+        self.sentence = (0, d["sentences"])
         verb = "Streaming to" if self.live else "Rendering"
         self.console.print(
             f"[bold]{verb}[/] {escape(d['output'])}  [dim]{d['preset']} · {d['video']} · {d['audio']} · "
@@ -48,46 +50,55 @@ class RichDisplay:
         if not self.console.is_terminal:
             return
         columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
-        if not self.live:
+        if not self.live and d["sentences"]:
             columns += [BarColumn(), MofNCompleteColumn(), TextColumn("sentences")]
-        columns += [TextColumn("[cyan]{task.fields[info]}"), TimeElapsedColumn()]
-        self.progress = Progress(*columns, console=self.console, transient=False)
-        self.task = self.progress.add_task(
-            "on air" if self.live else "rendering", total=max(1, d["sentences"]) if not self.live else None, info=""
-        )
+        columns += [TextColumn("[cyan]{task.fields[info]}")]
+        self.progress = Progress(*columns, console=self.console)
+        total = d["sentences"] if not self.live and d["sentences"] else None
+        self.task = self.progress.add_task("on air" if self.live else "rendering", total=total, info="")
         self.progress.start()
 
     def _on_sentence(self, d: dict) -> None:
+        self.sentence = (d["index"], d["total"])
         line = f"[dim]{_clock(d['at'])}[/] sentence {d['index']}/{d['total']}: {escape(d['text'])}"
         if self.progress is not None:
             self.progress.console.print(line)
-            self.progress.update(self.task, completed=d["index"] - 1)
+            if not self.live:
+                self.progress.update(self.task, completed=d["index"] - 1)
         else:
             self.console.print(line)
 
     def _on_progress(self, d: dict) -> None:
         if self.progress is not None:
-            speed = f"{d['speed']:.1f}× realtime" if d["speed"] else ""
-            self.progress.update(self.task, info=f"{_clock(d['seconds'])} · {d['frames']} frames · {speed}")
-
-    def _on_status(self, d: dict) -> None:
-        rate = f"{d['bitrate_kbps']:.0f} kbit/s" if d["bitrate_kbps"] else "- kbit/s"
-        info = f"on air {_clock(d['seconds'])} · {d['fps']:.1f} fps · {rate} · buffer {d['buffer']:.1f}s"
-        if self.progress is not None:
+            speed = f" · {d['speed']:.1f}× realtime" if d["speed"] else ""
+            info = f"{_clock(d['seconds'])} rendered · {d['frames']} frames{speed}"
             self.progress.update(self.task, info=info)
 
+    def _on_status(self, d: dict) -> None:
+        if self.progress is None:
+            return
+        rate = f"{d['bitrate_kbps']:.0f} kbit/s" if d["bitrate_kbps"] else "- kbit/s"
+        current, total = self.sentence
+        said = f"sentence {current}/{total} · " if total else ""
+        info = f"{_clock(d['seconds'])} · {said}{d['fps']:.1f} fps · {rate} · {d['buffer']:.1f}s buffered"
+        self.progress.update(self.task, info=info)
+
     def _on_finished(self, d: dict) -> None:
-        self.close(done=True)
+        if self.progress is not None and not self.live:
+            self.progress.update(
+                self.task, completed=self.sentence[1], info=f"{_clock(d['seconds'])} rendered · {d['frames']} frames"
+            )
+        self.close()
         what = "Streamed" if self.live else "Wrote"
+        n = d["sentences"]
+        said = f", {n} sentence{'s' if n != 1 else ''}" if n else ""
         self.console.print(
-            f"[green]✓[/] {what} {escape(d['output'])}: {_clock(d['seconds'])}, {d['frames']} frames, "
-            f"{d['sentences']} sentences in {d['wall']:.1f}s ({d['speed']:.1f}× realtime)"
+            f"[green]✓[/] {what} {escape(d['output'])}: {_clock(d['seconds'])}, {d['frames']} frames{said} "
+            f"in {d['wall']:.1f}s ({d['speed']:.1f}× realtime)"
         )
 
-    def close(self, done: bool = False) -> None:
+    def close(self) -> None:
         if self.progress is not None:
-            if done and self.task is not None and not self.live:
-                self.progress.update(self.task, completed=self.progress.tasks[0].total)
             self.progress.stop()
             self.progress = None
 

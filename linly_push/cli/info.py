@@ -11,9 +11,16 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from .. import presets as presets_mod
+from .. import urls
 from ..backends import registry
 from ..errors import LinlyPushError
 from ..ffmpeg import find_ffmpeg
+
+def _console() -> Console:
+    # Piped into a file or grep, tables keep one row per line instead of wrapping at 80 columns.
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
 
 presets_app = typer.Typer(help="List and inspect presets (scene settings).", no_args_is_help=True)
 
@@ -26,8 +33,8 @@ def presets_list() -> None:
         p = presets_mod.load(name)
         v, a = p.video, p.audio
         rate = v.bitrate + (" cbr" if v.cbr else f" (max {v.maxrate})" if v.maxrate else "")
-        table.add_row(name, f"{v.width}x{v.height}@{v.fps}", rate, f"{a.sample_rate} Hz {a.bitrate}", p.live.url or "-", p.description)
-    Console().print(table)
+        table.add_row(name, f"{v.width}x{v.height}@{v.fps}", rate, f"{a.sample_rate} Hz {a.bitrate}", urls.mask(p.live.url) if p.live.url else "-", p.description)
+    _console().print(table)
 
 
 @presets_app.command("show")
@@ -38,9 +45,11 @@ def presets_show(
     """Every setting of a preset, defaults filled in, as TOML (a start for your own preset file)."""
     p = presets_mod.load(name, [presets_mod.parse_assignment(s) for s in sets or []])
     data = p.model_dump(exclude_none=True)
+    if data["live"].get("url"):
+        data["live"]["url"] = urls.mask(data["live"]["url"])  # the key part is never printed
     for table in ("tts", "avatar"):
         data[table] = {"backend": getattr(p, table).backend, **getattr(p, table).options}
-    Console().print(Syntax(tomli_w.dumps(data), "toml", theme="ansi_dark", background_color="default"))
+    _console().print(Syntax(tomli_w.dumps(data), "toml", theme="ansi_dark", background_color="default"))
 
 
 def backends() -> None:
@@ -51,7 +60,7 @@ def backends() -> None:
             status = "[green]ready[/]" if info.ready else f"[yellow]{info.status}[/]"
             desc = info.cls.description if info.cls is not None else ""
             table.add_row(kind, name, status, desc, info.origin)
-    console = Console()
+    console = _console()
     console.print(table)
     try:
         ff = find_ffmpeg()

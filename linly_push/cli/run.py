@@ -11,8 +11,7 @@ from rich.console import Console
 
 from .. import presets as presets_mod
 from .. import urls
-from ..errors import LinlyPushError, OutputError, UsageError
-from ..events import Event
+from ..errors import OutputError, UsageError
 from ..pipeline import Job, run
 from .display import JsonDisplay, RichDisplay
 from .inputs import gather
@@ -59,9 +58,6 @@ def _execute(job: Job, as_json: bool) -> None:
     display = _display(as_json)
     try:
         run(job, display)
-    except LinlyPushError as exc:
-        display(Event("error", {"code": exc.exit_code, "message": str(exc)}))
-        raise
     finally:
         display.close()
 
@@ -69,7 +65,7 @@ def _execute(job: Job, as_json: bool) -> None:
 def render(
     script: ScriptOpt = None,
     audio: AudioOpt = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="File to write; the container follows the extension (.mp4, .mkv, .flv, .ts). Default: the script's name with .mp4.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="File to write (replaced if it exists); the container follows the extension: .mp4, .mov, .mkv, .flv, .ts. A folder gets the default name inside it. Default: the script's (or first recording's) name with .mp4, in the current folder; linly-push.mp4 for standard input.")] = None,
     preset: PresetOpt = presets_mod.DEFAULT_PRESET,
     sets: SetOpt = None,
     tts: TtsOpt = None,
@@ -88,6 +84,8 @@ def render(
     p = _preset(preset, sets, tts, avatar)
     inputs = gather(script, audio or [], p.speech.max_sentence_chars)
     target = output or _default_output(script, audio or [])
+    if target.is_dir():
+        target = target / _default_output(script, audio or [])
     if target.suffix.lower() not in {".mp4", ".mov", ".mkv", ".flv", ".ts", ".m4v"}:
         raise UsageError(f"cannot tell the container from {target.name!r}; use .mp4, .mkv, .mov, .flv or .ts")
     if not target.parent.is_dir():
@@ -98,7 +96,7 @@ def render(
 def live(
     script: ScriptOpt = None,
     audio: AudioOpt = None,
-    url: Annotated[Optional[str], typer.Option("--url", "-u", metavar="URL", help=f"Where to push: rtmp://, rtmps:// or srt://. Write the key as ${{VAR}} (single quotes) to keep it out of shell history. Default: ${URL_ENV}, then the preset's [live] url.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", "-u", metavar="URL", help=f"Where to push: rtmp://, rtmps:// or srt://. Write the key as ${{VAR}} (single quotes) to keep it out of shell history. Default: ${URL_ENV}, then the preset's live.url.")] = None,
     preset: PresetOpt = presets_mod.DEFAULT_PRESET,
     sets: SetOpt = None,
     tts: TtsOpt = None,
@@ -107,12 +105,16 @@ def live(
 ) -> None:
     """Broadcast a script or recordings live, in real time, to an RTMP or SRT server.
 
+    The key part of the URL (last path segment, query) is never printed.
+
     \b
     Examples:
       linly-push live --preset local-test --script talk.txt
-      STREAM_KEY=... linly-push live --preset hd --script talk.txt --url 'rtmp://ingest.example/app/${STREAM_KEY}'
-      LINLY_PUSH_URL='rtmp://127.0.0.1/live/test' linly-push live --script talk.txt --json
-    The key part of the URL (last path segment, query) is never printed.
+      export STREAM_KEY=...
+      linly-push live --preset hd --script talk.txt \\
+          --url 'rtmp://ingest.example/app/${STREAM_KEY}'
+      echo "Breaking news." | linly-push live --script - --json \\
+          --url rtmp://127.0.0.1/live/test
     """
     p = _preset(preset, sets, tts, avatar)
     raw = url or os.environ.get(URL_ENV) or p.live.url
