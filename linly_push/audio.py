@@ -48,6 +48,11 @@ def probe(path: str | Path) -> AudioInfo:
     return AudioInfo(p, info.samplerate, info.channels, info.frames)
 
 
+# 5.1 (FL FR FC LFE BL BR, the WAV/FLAC order) to stereo, ITU-R BS.775: centre and surrounds at
+# -3 dB, LFE left out; scaled so a full-scale signal in every channel cannot clip.
+_DOWNMIX_51 = np.array([[1, 0], [0, 1], [0.7071, 0.7071], [0, 0], [0.7071, 0], [0, 0.7071]], np.float32) / 2.4142
+
+
 def remix(samples: np.ndarray, channels: int) -> np.ndarray:
     """(n, c) float to (n, channels): mono is copied to both sides; more channels are mixed down."""
     if samples.ndim == 1:
@@ -55,6 +60,9 @@ def remix(samples: np.ndarray, channels: int) -> np.ndarray:
     have = samples.shape[1]
     if have == channels:
         return samples
+    if have == 6:
+        stereo = samples @ _DOWNMIX_51
+        return stereo if channels == 2 else stereo.mean(axis=1, keepdims=True)
     mono = samples if have == 1 else samples.mean(axis=1, keepdims=True)
     return np.repeat(mono, channels, axis=1) if channels > 1 else mono
 

@@ -165,7 +165,7 @@ class Tick:
     index: int
     frame: bytes | bytearray | memoryview | np.ndarray
     audio: np.ndarray  # int16, (k, channels)
-    starts: list[Segment] = field(default_factory=list)  # segments whose first sample is in this tick
+    starts: list[Placed] = field(default_factory=list)  # segments whose first sample is in this tick
 
 
 class Ticker:
@@ -179,7 +179,7 @@ class Ticker:
         self.frames = 0  # frames emitted so far
         self._draw = draw
         self._pending: list[np.ndarray] = []  # audio not yet handed out in a tick
-        self._pending_starts: list[tuple[int, Segment]] = []
+        self._pending_starts: list[Placed] = []
 
     @property
     def samples(self) -> int:
@@ -190,7 +190,7 @@ class Ticker:
             return
         placed = self.timeline.append(segment)
         self._pending.append(segment.audio)
-        self._pending_starts.append((placed.start, segment))
+        self._pending_starts.append(placed)
         yield from self._emit()
 
     def finish(self) -> Iterator[Tick]:
@@ -209,14 +209,14 @@ class Ticker:
         base = frame_start(self.frames, fps, rate)  # stream sample of buf[0]
         for n in range(self.frames, due):
             a, b = frame_start(n, fps, rate), frame_start(n + 1, fps, rate)
-            starts = [s for pos, s in self._pending_starts if a <= pos < b]
+            starts = [p for p in self._pending_starts if a <= p.start < b]
             frame = self._draw(FrameContext(n, self.video, self.timeline))
             yield Tick(n, frame, buf[a - base : b - base], starts)
         self.frames = due
         self.timeline.trim(frame_start(due, fps, rate))
         cut = frame_start(due, fps, rate) - base
         self._pending = [buf[cut:]] if cut < len(buf) else []
-        self._pending_starts = [(p, s) for p, s in self._pending_starts if p >= frame_start(due, fps, rate)]
+        self._pending_starts = [p for p in self._pending_starts if p.start >= frame_start(due, fps, rate)]
 
 
 class Pacer:

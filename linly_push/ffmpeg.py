@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import queue
 import re
@@ -17,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -248,14 +250,21 @@ class FFmpegSink:
         *,
         ffmpeg: str | None = None,  # a binary to run as is; find_ffmpeg() by default
         secrets: Iterable[str] = (),
-        queue_frames: int = 8,
+        queue_seconds: float = 1.0,
+        stall_seconds: float = 30.0,
         stderr_lines: int = 50,
     ) -> None:
         self.video, self.audio, self.output = video, audio, output
         self.frame_bytes = video.width * video.height * 3 // 2
         self._ffmpeg = ffmpeg
         self._secrets = [*urls.secrets_of(output), *secrets]
-        self._queue_frames = queue_frames
+        # Video may wait in memory for about ``queue_seconds``; audio (small) for ten times as
+        # long. ffmpeg reads its inputs in whatever order its encoders need: x264's lookahead
+        # takes seconds of video before any audio, an AAC encoder at a low sample rate wants
+        # audio frames ahead of the video. Each queue must cover the other's lead, or the two
+        # processes wait on each other for ever.
+        self._queue_sizes = (max(8, math.ceil(queue_seconds * video.fps)), max(80, math.ceil(10 * queue_seconds * video.fps)))
+        self._stall = stall_seconds
         self._stderr: deque[str] = deque(maxlen=stderr_lines)
         self._stderr_lock = threading.Lock()  # the reader thread appends while others copy
         # Built now for its checks, so a bad output fails before any pipe or process exists.
@@ -295,7 +304,7 @@ class FFmpegSink:
         finally:
             os.close(vr)  # the child holds the read ends now
             os.close(ar)
-        self._queues = [queue.Queue(self._queue_frames) for _ in range(2)]
+        self._queues = [queue.Queue(size) for size in self._queue_sizes]
         self._writers = [
             _daemon(self._write_loop, "video", vw, self._queues[0]),
             _daemon(self._write_loop, "audio", aw, self._queues[1]),
@@ -315,20 +324,24 @@ class FFmpegSink:
     ) -> None:
         """Queue one frame (yuv420p, ``frame_bytes`` long) and audio (int16, (k, channels)).
 
+        A frame given as an ndarray is sent without a copy: do not change it afterwards.
         Blocks while ffmpeg is behind. Either may be None or empty. Raises OutputError once
-        ffmpeg has stopped.
+        ffmpeg has stopped, or when it has read nothing for ``stall_seconds``.
         """
         self.check()
         if self._closed:
             raise RuntimeError("FFmpegSink is closed")
-        for q, data in zip(self._queues, (self._frame_data(frame), self._audio_data(audio))):
-            if data:
+        video, audio_data = self._frame_data(frame), self._audio_data(audio)
+        # Audio first: it is what ffmpeg most often needs ahead of the video.
+        for q, data in ((self._queues[1], audio_data), (self._queues[0], video)):
+            if len(data):
                 self._put(q, data)
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """End the stream: EOF on both pipes, then wait for ffmpeg to finish writing.
 
-        Raises OutputError if ffmpeg fails or does not finish within ``timeout`` seconds.
+        Raises OutputError if ffmpeg fails or does not finish within ``timeout`` seconds
+        (default: 30 s for a server; no limit for a file, whose trailer may take long to write).
         """
         proc = self._started()
         if self._error is not None:
@@ -336,6 +349,8 @@ class FFmpegSink:
         if self._closed:
             return
         self._closed = True
+        if timeout is None and urls.kind(self.output) != "file":
+            timeout = 30.0
         for q in self._queues:
             self._put(q, _EOF, live=False)
         try:
@@ -416,15 +431,15 @@ class FFmpegSink:
     def _redact(self, text: str) -> str:
         return urls.redact(text, self._secrets)
 
-    def _frame_data(self, frame: bytes | bytearray | memoryview | np.ndarray | None) -> bytes:
+    def _frame_data(self, frame: bytes | bytearray | memoryview | np.ndarray | None) -> bytes | memoryview:
         if frame is None:
             return b""
         if isinstance(frame, np.ndarray):
             if frame.dtype != np.uint8:
                 raise ValueError(f"frames must be uint8 yuv420p, not {frame.dtype}")
-            data = frame.tobytes()
+            data: bytes | memoryview = memoryview(np.ascontiguousarray(frame).reshape(-1))
         else:
-            data = bytes(frame)  # a copy: callers may reuse their buffer while this one waits
+            data = bytes(frame)  # a copy: callers may reuse a bytearray while this one waits
         if data and len(data) != self.frame_bytes:
             w, h = self.video.width, self.video.height
             raise ValueError(f"a frame has {len(data)} bytes; {w}x{h} yuv420p has {self.frame_bytes}")
@@ -438,9 +453,10 @@ class FFmpegSink:
             raise ValueError(f"audio must be int16 of shape {shape}, not {audio.dtype} {audio.shape}")
         return np.ascontiguousarray(audio, dtype="<i2").tobytes()
 
-    def _put(self, q: queue.Queue[bytes | None], item: bytes | None, *, live: bool = True) -> None:
+    def _put(self, q: queue.Queue[bytes | None], item: bytes | memoryview | None, *, live: bool = True) -> None:
         # Short waits, so a dead ffmpeg (or an abort from another thread) is noticed while
-        # the pipe is full.
+        # the pipe is full; a watchdog, so a stuck one is too.
+        deadline = time.monotonic() + self._stall
         while True:
             if live:
                 self.check()
@@ -452,7 +468,10 @@ class FFmpegSink:
                 q.put(item, timeout=0.1)
                 return
             except queue.Full:
-                pass
+                if time.monotonic() > deadline:
+                    self.abort()
+                    self._error = OutputError(f"ffmpeg read nothing for {self._stall:g} s and was stopped")
+                    raise self._error from None
 
     def _write_loop(self, fd: int, q: queue.Queue[bytes | None]) -> None:
         try:

@@ -8,6 +8,7 @@ live output, as fast as possible for a file.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -15,11 +16,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+import numpy as np
+
 from . import audio as audio_io
 from . import urls
 from .backends import registry
 from .backends.base import Avatar, TTSBackend
-from .clock import Pacer, Tick, Ticker
+from .clock import FrameContext, Pacer, Tick, Ticker
 from .errors import BackendError, Interrupted, LinlyPushError
 from .events import Event, Listener, ignore
 from .ffmpeg import FFmpegSink, find_ffmpeg
@@ -172,19 +175,32 @@ class _Ahead(Generic[T]):
         return self._queue.qsize()
 
     def stop(self) -> None:
+        # The thread notices within 0.1 s unless it is inside a backend call; wait for that to end
+        # (bounded, in case a plugin hangs) before the backend is closed under it.
         self._stop.set()
-        self._thread.join(timeout=2.0)
+        self._thread.join(timeout=10.0)
 
 
 def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = None) -> Summary:
     """Broadcast or render ``job``; returns what was sent. Raises LinlyPushError subclasses."""
+    with contextlib.ExitStack() as held:  # backends are closed only after the threads using them stop
+        tts = make_tts(job.preset) if job.sentences else None
+        if tts is not None:
+            held.callback(tts.close)
+        avatar = make_avatar(job.preset, job.video)
+        held.callback(avatar.close)
+        binary = find_ffmpeg()
+        sink = FFmpegSink(job.preset.video, job.preset.audio, job.output, ffmpeg=binary.path, secrets=job.secrets)
+        return _stream(job, tts, avatar, sink, binary.version, on_event, stop)
+
+
+def _stream(
+    job: Job, tts: TTSBackend | None, avatar: Avatar, sink: FFmpegSink, ffmpeg_version: str,
+    on_event: Listener, stop: threading.Event | None,
+) -> Summary:
     video, fmt, preset = job.video, job.audio, job.preset
     masked = urls.mask(job.output)
-    tts = make_tts(preset) if job.sentences else None
-    avatar = make_avatar(preset, video)
-    binary = find_ffmpeg()
-    sink = FFmpegSink(preset.video, preset.audio, job.output, ffmpeg=binary.path, secrets=job.secrets)
-    ticker = Ticker(video, fmt, avatar.draw)
+    ticker = Ticker(video, fmt, _checked(avatar, video))
 
     def ticks() -> Iterator[Tick]:
         # TTS runs ahead of drawing by a couple of segments, drawing ahead of output by the buffer.
@@ -201,7 +217,7 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
         "output": masked, "live": job.live, "preset": preset.name,
         "video": f"{video.width}x{video.height}@{video.fps}", "audio": f"{fmt.sample_rate}Hz/{fmt.channels}ch",
         "tts": preset.tts.backend if tts else None, "avatar": preset.avatar.backend,
-        "sentences": job.sentences, "ffmpeg": binary.version,
+        "sentences": job.sentences, "ffmpeg": ffmpeg_version,
     }))
     t0 = time.monotonic()
     pacer = Pacer(video.fps) if job.live else None
@@ -219,12 +235,13 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
                 pacer.wait(tick.index)
             sink.write(tick.frame, tick.audio)
             frames = tick.index + 1
-            for seg in tick.starts:
+            for placed in tick.starts:
+                seg = placed.segment
                 if seg.kind == "speech":
                     sentences += 1
                     on_event(Event("sentence", {
                         "index": seg.sentence, "total": job.sentences, "text": seg.text,
-                        "at": round(tick.index / video.fps, 3),
+                        "at": round(placed.start / fmt.sample_rate, 3),
                     }))
             now = time.monotonic()
             if now >= next_report:
@@ -241,16 +258,33 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
         _stop(drawn)
         sink.abort()
         raise
-    finally:
-        if tts is not None:
-            tts.close()
-        avatar.close()
     summary = Summary(masked, frames, frames / video.fps, sentences, time.monotonic() - t0)
     on_event(Event("finished", {
         "output": masked, "frames": summary.frames, "seconds": round(summary.seconds, 3),
         "sentences": summary.sentences, "wall": round(summary.wall, 3), "speed": round(summary.speed, 2),
     }))
     return summary
+
+
+def _checked(avatar: Avatar, video: VideoFormat) -> Callable[[FrameContext], object]:
+    """The avatar's draw, with its failures and wrong-sized frames reported as backend errors."""
+
+    def draw(ctx: FrameContext) -> object:
+        try:
+            frame = avatar.draw(ctx)
+        except LinlyPushError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"{avatar.name}: failed on frame {ctx.index}: {exc}") from exc
+        size = frame.nbytes if isinstance(frame, np.ndarray) else len(frame)
+        if size != video.frame_bytes:
+            raise BackendError(
+                f"{avatar.name}: frame {ctx.index} has {size} bytes; "
+                f"{video.width}x{video.height} yuv420p needs {video.frame_bytes}"
+            )
+        return frame
+
+    return draw
 
 
 def _stop(drawn: _Ahead | None) -> None:

@@ -7,13 +7,14 @@ stderr, error messages), using the strings ``secrets_of`` names for a URL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from .errors import UsageError
+from .errors import LinlyPushError, UsageError
 
 Kind = Literal["rtmp", "srt", "file"]
 MASK = "****"
@@ -34,6 +35,24 @@ def expand(url: str, env: Mapping[str, str] = os.environ) -> str:
     return _VAR.sub(value, url)
 
 
+def env_values(url: str, env: Mapping[str, str] = os.environ) -> list[str]:
+    """The values that ``expand`` puts into ``url``: secrets by construction, wherever they land."""
+    return [env[name] for name in _VAR.findall(url) if env.get(name)]
+
+
+@contextlib.contextmanager
+def redacting(secrets: Iterable[str]) -> Iterator[None]:
+    """Re-raise any LinlyPushError from the block with ``secrets`` scrubbed from its message."""
+    secrets = list(secrets)
+    try:
+        yield
+    except LinlyPushError as exc:
+        clean = redact(str(exc), secrets)
+        if clean == str(exc):
+            raise
+        raise type(exc)(clean) from None
+
+
 def _is_url(target: str) -> bool:
     return "://" in target
 
@@ -52,10 +71,9 @@ def kind(target: str) -> Kind:
 
 
 def _parts(url: str) -> tuple[str | None, str | None, str | None]:
-    """The secret parts of a URL: password, key (last of two or more path segments), query."""
+    """The secret parts of a URL: password, key (the last path segment), query."""
     u = urlsplit(url)
-    segments = u.path.strip("/").split("/")
-    key = segments[-1] if len(segments) >= 2 and segments[-1] else None
+    key = u.path.strip("/").split("/")[-1] or None
     return u.password or None, key, u.query or None
 
 

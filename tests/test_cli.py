@@ -173,3 +173,23 @@ def test_a_failing_backend_plugin_is_exit_4(tmp_path):
         "event": "error", "code": 4, "message": "crashing: failed on sentence 1: engine crashed",
         "time": json.loads(r.stdout.decode().splitlines()[-1])["time"],
     }
+
+    r = linly("render", "--script", str(tmp_path / "ok.txt"), "-o", str(tmp_path / "o.mp4"), "--avatar", "torn",
+              env={"PYTHONPATH": plugins})
+    assert r.returncode == 4, text(r)
+    assert "torn: frame 0 has 777599 bytes; 960x540 yuv420p needs 777600" in r.stderr.decode()
+    assert "Traceback" not in text(r)
+
+
+@pytest.mark.parametrize("settings", [
+    ["video.x264_preset=medium", "video.tune="],  # x264 lookahead: seconds of video before any audio
+    ["video.fps=120", "audio.sample_rate=8000"],  # AAC wants audio frames far ahead of the video
+    ["video.fps=50", "audio.sample_rate=8000", "video.x264_preset=veryslow", "video.tune="],
+])
+def test_encoders_that_read_ahead_do_not_deadlock_the_pipes(tmp_path, settings):
+    out = tmp_path / "o.mp4"
+    sets = [a for s in ["video.width=320", "video.height=180", *settings] for a in ("--set", s)]
+    r = linly("render", "--script", "-", "-o", str(out), "--avatar", "testcard", *sets,
+              input=b"Hello there, this is a test. It must not hang.", timeout=60)
+    assert r.returncode == 0, text(r)
+    assert probe(out).video_seconds > 3

@@ -119,7 +119,7 @@ def test_ticker_hands_out_all_audio_frame_by_frame(fps: int, rate: int, channels
     # Each segment is announced once, in the tick its first sample plays in.
     first = np.cumsum([0] + [len(s) for s in segments])
     for seg, at in zip(segments, first):
-        holders = [t.index for t in ticks if any(x is seg for x in t.starts)]
+        holders = [t.index for t in ticks if any(x.segment is seg for x in t.starts)]
         assert holders == ([] if len(seg) == 0 else [frames_after(int(at), fps, rate)])
 
 

@@ -150,7 +150,7 @@ def test_a_stalled_ffmpeg_blocks_the_producer_until_abort(tmp_path):
     stalled = tmp_path / "ffmpeg"
     stalled.write_text("#!/bin/sh\nexec sleep 30\n")  # takes the pipes, never reads them
     stalled.chmod(0o755)
-    sink = FFmpegSink(VIDEO, AUDIO, str(tmp_path / "a.mp4"), ffmpeg=str(stalled), queue_frames=4).start()
+    sink = FFmpegSink(VIDEO, AUDIO, str(tmp_path / "a.mp4"), ffmpeg=str(stalled), queue_seconds=0.2).start()
     raised: list[BaseException] = []
 
     def produce() -> None:

@@ -58,7 +58,8 @@ def test_kind_rejects_other_schemes_naming_the_supported_ones(target):
         ("rtmps://live.example.com:443/app/sub/KEY/", "rtmps://live.example.com:443/app/sub/****/"),
         ("srt://host:9000?streamid=KEY&passphrase=PASSWORD", "srt://host:9000?****"),
         ("rtmp://user:PASSWORD@host/app/KEY", "rtmp://user:****@host/app/****"),
-        ("rtmp://host/app", "rtmp://host/app"),  # no key segment: nothing to hide
+        ("rtmp://host/app", "rtmp://host/****"),  # a lone segment may be a key: over-masking is safe
+        ("rtmp://127.0.0.1:1/sk_live_SECRET", "rtmp://127.0.0.1:1/****"),  # no key segment: nothing to hide
         ("out/show.mp4", "out/show.mp4"),
     ],
 )

@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail("stopped before anything was written", Interrupted.exit_code, debug, as_json, label="interrupted")
     except BrokenPipeError:
         sys.exit(1)
+    if code == Interrupted.exit_code:  # Typer turns a Ctrl-C outside the pipeline into this code
+        _fail("stopped before anything was written", code, debug, as_json, label="interrupted")
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -119,12 +119,15 @@ def live(
     p = _preset(preset, sets, tts, avatar)
     raw = url or os.environ.get(URL_ENV) or p.live.url
     if not raw:
-        raise UsageError(f"no destination: give --url, set {URL_ENV}, or use a preset with a [live] url (e.g. --preset local-test)")
-    target = urls.expand(raw)
-    if urls.kind(target) == "file":
-        raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {urls.mask(target)!r}; use 'linly-push render' for files")
-    inputs = gather(script, audio or [], p.speech.max_sentence_chars)
-    _execute(Job(p, inputs, target, live=True, secrets=urls.secrets_of(target)), as_json)
+        raise UsageError(f"no destination: give --url, set {URL_ENV}, or use a preset with a live.url (e.g. --preset local-test)")
+    secrets = urls.env_values(raw)
+    with urls.redacting(secrets):
+        target = urls.expand(raw)
+        secrets += urls.secrets_of(target)
+        if urls.kind(target) == "file":
+            raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target!r}; use 'linly-push render' for files")
+        inputs = gather(script, audio or [], p.speech.max_sentence_chars)
+        _execute(Job(p, inputs, target, live=True, secrets=secrets), as_json)
 
 
 def _default_output(script: str | None, audio: list[Path]) -> Path:
