@@ -106,6 +106,15 @@ class LiveSettings(_Table):
     buffer: float = Field(3.0, ge=0.5, le=60)  # seconds TTS and the avatar may run ahead
 
 
+class ReconnectSettings(_Table):
+    """How `live` gets back on air after the server drops or stalls."""
+
+    first_delay: float = Field(1.0, ge=0, le=600)  # seconds before the first retry
+    max_delay: float = Field(30.0, gt=0, le=3600)  # the backoff doubles up to this
+    give_up_after: float = Field(180.0, ge=0, le=86400)  # seconds without a working connection
+    healthy_after: float = Field(10.0, gt=0, le=3600)  # on air this long resets the backoff
+
+
 class BackendChoice(BaseModel):
     """[tts] or [avatar]: ``backend`` picks one; the other keys are that backend's options."""
 
@@ -124,6 +133,7 @@ class Preset(_Table):
     audio: AudioSettings = AudioSettings()
     speech: SpeechSettings = SpeechSettings()
     live: LiveSettings = LiveSettings()
+    reconnect: ReconnectSettings = ReconnectSettings()
     tts: BackendChoice = BackendChoice(backend="espeak")
     avatar: BackendChoice = BackendChoice(backend="cartoon")
 
