@@ -245,6 +245,12 @@ class Pacer:
             return 0.0
         return now - due
 
+    def lateness(self, n: int) -> float:
+        """How far past its due time frame ``n`` is now (negative: early; 0 before the start)."""
+        if self._t0 is None:
+            return 0.0
+        return self._clock() - (self._t0 + n / self.fps)
+
     @property
     def elapsed(self) -> float:
         return 0.0 if self._t0 is None else self._clock() - self._t0

@@ -34,9 +34,15 @@ class OutputError(LinlyPushError):
 
 
 class Interrupted(LinlyPushError):
-    """The user stopped the run (Ctrl-C)."""
+    """The user stopped the run (Ctrl-C, SIGINT)."""
 
     exit_code = 130
+
+
+class Terminated(Interrupted):
+    """The run was stopped by SIGTERM (systemd, a supervisor, kill)."""
+
+    exit_code = 143
 
 
 EXIT_CODES = {
@@ -45,5 +51,6 @@ EXIT_CODES = {
     InputError.exit_code: "bad input: script or audio missing, unreadable, empty, undecodable, not UTF-8",
     BackendError.exit_code: "a TTS or avatar backend failed",
     OutputError.exit_code: "output failed: ffmpeg error, server unreachable, output folder missing",
-    Interrupted.exit_code: "interrupted (Ctrl-C)",
+    Interrupted.exit_code: "interrupted (Ctrl-C, SIGINT)",
+    Terminated.exit_code: "terminated (SIGTERM)",
 }

@@ -1,5 +1,6 @@
 """FFmpeg: finding the binary, building its command line (pure), and running it as the sink.
 
+Several outputs (URLs, recordings) share one encode through ffmpeg's tee muxer (``tee_spec``).
 Raw yuv420p frames and s16le audio go to ffmpeg over two pipes (``pass_fds``), each fed by its
 own writer thread from a bounded queue: a slow encoder or network pushes back on the producer,
 and ffmpeg, which reads its inputs in parallel, never waits on one pipe while we block on the
@@ -20,7 +21,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -37,6 +38,8 @@ REQUIRED_ENCODERS = ("libx264", "aac")
 # File outputs: extension -> muxer. MP4 and MOV get +faststart (index moved to the front).
 FILE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".flv": "flv", ".ts": "mpegts"}
 LIVE_TIMEOUT_US = 5_000_000  # a server that stops reading fails the write after 5 s, not never
+FIFO_SECONDS = 2  # fan-out: how far (in packets) a destination may fall behind before some are dropped
+AAC_FRAME = 1024  # samples per AAC packet
 
 
 @dataclass(frozen=True)
@@ -98,18 +101,20 @@ def build_argv(
     ffmpeg: str,
     video: VideoSettings,
     audio: AudioSettings,
-    output: str,
+    output: str | Sequence[str],
     *,
     video_fd: int,
     audio_fd: int,
 ) -> list[str]:
     """The ffmpeg command line reading raw video from ``video_fd`` and audio from ``audio_fd``.
 
+    ``output`` is one destination (a file, or an rtmp/rtmps/srt URL) or several: several are
+    fed from one encode through the tee muxer (see ``tee_spec``).
     Raw inputs carry no timestamps: frame n is at n/fps and audio at its sample count, both from 0,
     so the stream stays in sync exactly as long as we feed audio and frames in step.
     Progress comes as key=value lines on stdout; warnings and errors on stderr.
     """
-    kind = urls.kind(output)
+    outputs = destinations(output)
     raw = {"probesize": 32, "analyzeduration": 0}  # raw needs no probing; probing would stall
     # Frames come as BT.709 limited range (linly_push.video). Tagged on the input, so the tags
     # reach the encoder on every ffmpeg (9.x drops output-side primaries and transfer).
@@ -147,20 +152,109 @@ def build_argv(
         opts["bufsize"] = video.bufsize
     if video.cbr:
         opts["x264-params"] = "nal-hrd=cbr"  # filler keeps the rate flat; needs maxrate and bufsize
-    if kind == "rtmp":
-        opts.update(f="flv", flvflags="no_duration_filesize", rw_timeout=LIVE_TIMEOUT_US)
-    elif kind == "srt":
-        opts.update(f="mpegts", rw_timeout=LIVE_TIMEOUT_US)
+    if len(outputs) == 1:
+        target = outputs[0]
+        opts.update(_muxer_options(target))
     else:
-        ext = Path(output).suffix.lower()
-        if ext not in FILE_FORMATS:
-            raise UsageError(f"cannot tell the container of {output!r}: use one of {', '.join(FILE_FORMATS)}")
-        opts["f"] = FILE_FORMATS[ext]
-        if opts["f"] in ("mp4", "mov"):
-            opts["movflags"] = "+faststart"
-    out = ffmpeg_python.output(v_in.video, a_in.audio, output, **opts)
+        # MP4, MKV and FLV want the codec headers out of band; the tee hands one encode to all.
+        opts.update(f="tee", flags="+global_header")
+        target = tee_spec(outputs, video, audio)
+    out = ffmpeg_python.output(v_in.video, a_in.audio, target, **opts)
     head = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
-    return head + (["-y"] if kind == "file" else []) + ffmpeg_python.get_args(out)
+    files = any(urls.kind(o) == "file" for o in outputs)
+    return head + (["-y"] if files else []) + ffmpeg_python.get_args(out)
+
+
+def destinations(output: str | Sequence[str]) -> tuple[str, ...]:
+    """``output`` as a tuple of destinations, each checked: a known scheme or file extension, none twice."""
+    outputs = (output,) if isinstance(output, str) else tuple(output)
+    if not outputs:
+        raise UsageError("no output given")
+    for i, target in enumerate(outputs):
+        _muxer_options(target)
+        if target in outputs[:i]:
+            raise UsageError(f"{urls.mask(target)!r} is given twice as an output")
+    return outputs
+
+
+def _muxer_options(target: str) -> dict[str, object]:
+    """The container and its options for one destination."""
+    kind = urls.kind(target)
+    if kind == "rtmp":
+        return {"f": "flv", "flvflags": "no_duration_filesize", "rw_timeout": LIVE_TIMEOUT_US}
+    if kind == "srt":
+        return {"f": "mpegts", "rw_timeout": LIVE_TIMEOUT_US}
+    ext = Path(target).suffix.lower()
+    if ext not in FILE_FORMATS:
+        raise UsageError(f"cannot tell the container of {target!r}: use one of {', '.join(FILE_FORMATS)}")
+    muxer = FILE_FORMATS[ext]
+    return {"f": muxer, "movflags": "+faststart"} if muxer in ("mp4", "mov") else {"f": muxer}
+
+
+# The tee muxer parses its argument twice: the list is split at '|' (av_get_token: backslash
+# escapes, single quotes), then each "[key=value:...]" list is split at ':' and ']' the same way;
+# the file name after ']' is not unescaped again. fifo_options is split a third time, at ':'.
+_LIST_SPECIAL = "\\'|"
+_OPTION_SPECIAL = "\\':]"
+
+
+def _escape(text: str, special: str) -> str:
+    return "".join(f"\\{c}" if c in special or c.isspace() else c for c in text)
+
+
+def fifo_options(video: VideoSettings, audio: AudioSettings) -> dict[str, object]:
+    """The fifo in front of each destination of a fan-out: it reconnects every second, dropping
+    what it cannot send meanwhile (restarting on a keyframe), and holds ``FIFO_SECONDS`` of packets.
+
+    A small queue also keeps the end short: after EOF, a fifo whose destination is down drops
+    its queue at about 100 packets a second between connection attempts.
+    """
+    packets_per_second = video.fps + audio.sample_rate / AAC_FRAME
+    return {
+        "attempt_recovery": 1,
+        "recover_any_error": 1,
+        "recovery_wait_time": 1,
+        "restart_with_keyframe": 1,
+        "drop_pkts_on_overflow": 1,
+        "queue_size": math.ceil(FIFO_SECONDS * packets_per_second),
+    }
+
+
+def tee_slave(target: str, options: dict[str, object]) -> str:
+    """One entry of a tee list, escaped: ``[key=value:...]target``."""
+    listed = ":".join(f"{key}={_escape(str(value), _OPTION_SPECIAL)}" for key, value in options.items())
+    return _escape(f"[{listed}]{target}", _LIST_SPECIAL)
+
+
+def tee_spec(outputs: Sequence[str], video: VideoSettings, audio: AudioSettings) -> str:
+    """The tee muxer's argument for several destinations: files first, then URLs, each in order.
+
+    At the end ffmpeg closes them in that order, so the recordings are complete even while a
+    stalled destination is still timing out.
+
+    - Two or more URLs: each behind its own fifo with ``onfail=ignore``: one that fails or
+      stalls (``rw_timeout``) is retried every second while the others go on.
+    - One URL: ``onfail=abort``, no fifo: losing it ends ffmpeg (exit code not 0), so the caller
+      can restart and resume. (ffmpeg 5.1 carries on without a failed output, at its opening or
+      later, unless onfail=abort is written out.)
+    - Files: ``onfail=ignore`` beside any URL (a full disk does not end the broadcast), else
+      ``onfail=abort``.
+    """
+    live = [t for t in outputs if urls.kind(t) != "file"]
+    fifo = ":".join(f"{k}={v}" for k, v in fifo_options(video, audio).items())
+    slaves = []
+    for target in sorted(outputs, key=lambda t: urls.kind(t) != "file"):
+        muxer = _muxer_options(target)
+        options: dict[str, object] = {"f": muxer.pop("f")}
+        if urls.kind(target) == "file":
+            options["onfail"] = "ignore" if live else "abort"
+        elif len(live) == 1:
+            options["onfail"] = "abort"
+        else:
+            options.update(onfail="ignore", use_fifo=1, fifo_options=fifo)
+        options.update(muxer)  # the tee (or the fifo) hands rw_timeout to the connection, the rest to the muxer
+        slaves.append(tee_slave(target, options))
+    return "|".join(slaves)
 
 
 @dataclass(frozen=True)
@@ -193,26 +287,40 @@ def _progress(fields: dict[str, str]) -> Progress:
     )
 
 
-# ffmpeg's closing summaries (the line before them says what actually went wrong), and its
-# note that we write faster than it encodes, which is back-pressure working, not a fault.
+def _moved(before: Progress, after: Progress) -> bool:
+    return (after.frame, after.total_size, after.out_time) != (before.frame, before.total_size, before.out_time)
+
+
+# ffmpeg's closing summaries and the tee's echoes of a failure (a line before them says what
+# actually went wrong), and its note that we write faster than it encodes, which is
+# back-pressure working, not a fault.
 _GENERIC = re.compile(
     r"^(Conversion failed!|Exiting normally|Error opening output files?\b|Last message repeated"
     r"|Terminating thread with return code|Task finished with error code|Nothing was written"
-    r"|Thread message queue blocking)"
+    r"|Thread message queue blocking|Slave muxer #\d+ failed, aborting|Could not write header"
+    r"|Error initializing output stream|Error sending frames to consumers|Error muxing a packet)"
 )
 _PREFIX = re.compile(r"^\[[^\]]+ @ (0x)?[0-9a-fA-F]+\]\s*")
+_SLAVE = re.compile(r"^Slave '\[[^\]]*\](.*)': ")  # the tee names an output with its options
 
 
 def last_error(lines: Iterable[str]) -> str | None:
-    """The last line of ffmpeg's stderr that says what failed, without its ``[muxer @ 0x..]`` tag."""
+    """The last line of ffmpeg's stderr that says what failed, without its ``[muxer @ 0x..]`` tag
+    (and, for an output of the tee, without the tee's options)."""
     for line in reversed([_PREFIX.sub("", ln).strip() for ln in lines]):
         if line and not _GENERIC.match(line):
-            return line
+            return _SLAVE.sub(r"\1: ", line)
     return None
 
 
-def hint(text: str, output: str) -> str | None:
-    """A suggestion for a failure whose stderr is ``text``, writing to ``output``."""
+def hint(text: str, output: str | Sequence[str]) -> str | None:
+    """A suggestion for a failure whose stderr is ``text``, writing to ``output`` (one or several).
+
+    With several, the hint is about the one ``text`` names (masked or not), else the first URL.
+    """
+    outputs = (output,) if isinstance(output, str) else tuple(output)
+    named = [o for o in outputs if o in text or urls.mask(o) in text]
+    output = (named or [o for o in outputs if urls.kind(o) != "file"] or list(outputs))[0]
     where = urls.mask(output)
     if "Connection refused" in text or re.search(r"Connection to \S+ failed", text):  # SRT says only that
         return f"is the server at {where} running?"
@@ -222,6 +330,11 @@ def hint(text: str, output: str) -> str | None:
         return f"cannot find the host of {where}; check the URL"
     if "Protocol not found" in text:
         return f"this ffmpeg cannot send to {where}; set {ENV_VAR} to a build with that protocol"
+    if "Already publishing" in text:  # nginx-rtmp; it lets an old session go after its timeout
+        return (
+            f"the server says {where} is already being published: by another encoder,"
+            " or by an earlier connection it still holds"
+        )
     if urls.kind(output) != "file" and any(s in text for s in ("Broken pipe", "reset by peer", "Input/output error")):
         return "the server closed the connection: did it stop, or refuse the stream key?"
     if urls.kind(output) == "file" and any(s in text for s in ("No such file", "Permission denied", "space left")):
@@ -237,16 +350,17 @@ def _daemon(target: Callable[..., None], name: str, *args: object) -> threading.
 
 
 class FFmpegSink:
-    """Runs ffmpeg encoding what ``write`` is given to ``output`` (a file or rtmp/srt URL).
+    """Runs ffmpeg encoding what ``write`` is given to ``output``: a file or rtmp/srt URL, or a
+    sequence of them, fed from one encode (see ``tee_spec`` for what fails when one fails).
 
-    ``secrets`` are scrubbed from everything the sink reports, on top of those of ``output``.
+    ``secrets`` are scrubbed from everything the sink reports, on top of those of every output.
     """
 
     def __init__(
         self,
         video: VideoSettings,
         audio: AudioSettings,
-        output: str,
+        output: str | Sequence[str],
         *,
         ffmpeg: str | None = None,  # a binary to run as is; find_ffmpeg() by default
         secrets: Iterable[str] = (),
@@ -255,9 +369,10 @@ class FFmpegSink:
         stderr_lines: int = 50,
     ) -> None:
         self.video, self.audio, self.output = video, audio, output
+        self.outputs = destinations(output)  # checked here, so a bad output fails before any process
         self.frame_bytes = video.width * video.height * 3 // 2
         self._ffmpeg = ffmpeg
-        self._secrets = [*urls.secrets_of(output), *secrets]
+        self._secrets = [*(s for o in self.outputs for s in urls.secrets_of(o)), *secrets]
         # Video may wait in memory for about ``queue_seconds``; audio (small) for ten times as
         # long. ffmpeg reads its inputs in whatever order its encoders need: x264's lookahead
         # takes seconds of video before any audio, an AAC encoder at a low sample rate wants
@@ -267,8 +382,7 @@ class FFmpegSink:
         self._stall = stall_seconds
         self._stderr: deque[str] = deque(maxlen=stderr_lines)
         self._stderr_lock = threading.Lock()  # the reader thread appends while others copy
-        # Built now for its checks, so a bad output fails before any pipe or process exists.
-        self._argv = build_argv(ffmpeg or "ffmpeg", video, audio, output, video_fd=3, audio_fd=4)
+        self._argv = build_argv(ffmpeg or "ffmpeg", video, audio, self.outputs, video_fd=3, audio_fd=4)
         self._proc: subprocess.Popen[bytes] | None = None
         self._queues: list[queue.Queue[bytes | None]] = []
         self._writers: list[threading.Thread] = []
@@ -277,6 +391,9 @@ class FFmpegSink:
         self._error: OutputError | None = None  # how ffmpeg failed, once it has
         self._closed = False
         self.progress: Progress | None = None
+        # time.monotonic() of the last report that differed from the one before (of start() until
+        # the first): a watchdog's clock. ffmpeg reports twice a second while it runs.
+        self.last_progress = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -285,7 +402,8 @@ class FFmpegSink:
             raise RuntimeError("FFmpegSink already started")
         binary = self._ffmpeg or find_ffmpeg().path
         (vr, vw), (ar, aw) = os.pipe(), os.pipe()
-        self._argv = build_argv(binary, self.video, self.audio, self.output, video_fd=vr, audio_fd=ar)
+        self._argv = build_argv(binary, self.video, self.audio, self.outputs, video_fd=vr, audio_fd=ar)
+        self.last_progress = time.monotonic()
         try:
             self._proc = subprocess.Popen(
                 self._argv,
@@ -341,7 +459,8 @@ class FFmpegSink:
         """End the stream: EOF on both pipes, then wait for ffmpeg to finish writing.
 
         Raises OutputError if ffmpeg fails or does not finish within ``timeout`` seconds
-        (default: 30 s for a server; no limit for a file, whose trailer may take long to write).
+        (default: 30 s with a server among the outputs; no limit for files alone, whose trailers
+        may take long to write).
         """
         proc = self._started()
         if self._error is not None:
@@ -349,7 +468,7 @@ class FFmpegSink:
         if self._closed:
             return
         self._closed = True
-        if timeout is None and urls.kind(self.output) != "file":
+        if timeout is None and any(urls.kind(o) != "file" for o in self.outputs):
             timeout = 30.0
         for q in self._queues:
             self._put(q, _EOF, live=False)
@@ -401,6 +520,22 @@ class FFmpegSink:
             self.abort()
 
     # -- reporting ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True once ffmpeg reports media muxed into its output(s); stays True.
+
+        That is ``total_size`` above 0, or for the tee, which reports no size, ``frame`` and
+        ``out_time`` above 0 (ffmpeg 9 reports the time of what it encoded even when it could not
+        open the output, but counts only frames muxed).
+
+        ffmpeg muxes nothing before the outputs it depends on are open, so with one URL, or one
+        URL beside record files, this means the server accepted the stream. With two or more
+        URLs, each connects (and reconnects) behind its own fifo: True then means ffmpeg is
+        encoding, and which of them are up shows only in ffmpeg's messages.
+        """
+        p = self.progress
+        return p is not None and (p.total_size > 0 or (p.frame > 0 and p.out_time > 0))
 
     @property
     def returncode(self) -> int | None:
@@ -498,7 +633,10 @@ class FFmpegSink:
             key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
             fields[key] = value
             if key == "progress":  # the last key of each report
-                self.progress = _progress(fields)
+                now, last = _progress(fields), self.progress
+                if last is None or _moved(last, now):
+                    self.last_progress = time.monotonic()
+                self.progress = now
                 fields = {}
 
     def _join(self) -> None:
@@ -522,5 +660,5 @@ class FFmpegSink:
         if line is None and self._write_error is not None:
             line = f"writing to ffmpeg: {self._write_error.strerror}"
         message = f"{what}: {line}" if line else what
-        tip = hint("\n".join(tail), self.output)
+        tip = hint("\n".join(tail), self.outputs)
         return OutputError(self._redact(f"{message} ({tip})" if tip else message))

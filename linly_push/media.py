@@ -61,7 +61,7 @@ class Speech:
         return len(self.samples) / self.sample_rate
 
 
-SegmentKind = Literal["speech", "pause", "audio"]
+SegmentKind = Literal["speech", "pause", "audio", "idle"]  # idle: filler while live waits for more
 
 
 @dataclass

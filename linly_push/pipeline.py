@@ -3,35 +3,32 @@
 Three stages run ahead of each other through bounded queues: TTS turns sentences into segments,
 the drawer places them on the audio clock and has the avatar draw each frame, and the consumer
 hands ticks (one frame and the audio that plays under it) to ffmpeg — paced in real time for
-live output, as fast as possible for a file.
+live output, as fast as possible for a file. Live, a lost connection is retried with backoff
+and the broadcast resumes at the start of the sentence that was cut.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
-
-import numpy as np
+from pathlib import Path
 
 from . import audio as audio_io
 from . import urls
 from .backends import registry
 from .backends.base import Avatar, TTSBackend
-from .clock import FrameContext, Pacer, Tick, Ticker
-from .errors import BackendError, Interrupted, LinlyPushError
+from .clock import Pacer, Tick
+from .errors import BackendError, Interrupted, LinlyPushError, OutputError
 from .events import Event, Listener, ignore
 from .ffmpeg import FFmpegSink, find_ffmpeg
 from .media import AudioFormat, Segment, VideoFormat, silence
+from .reconnect import Backoff, resume_point
+from .stages import Ahead, Counters, Drawer
 from .presets import Preset
 from .script import Pause, Sentence, detect_lang
-
-T = TypeVar("T")
-
 
 @dataclass(frozen=True)
 class AudioFile:
@@ -46,10 +43,12 @@ Input = Sentence | Pause | AudioFile
 @dataclass
 class Summary:
     output: str  # masked
-    frames: int
-    seconds: float  # media time
+    frames: int  # sent, over all connections
+    seconds: float  # media time on air (or in the file)
     sentences: int
     wall: float
+    reconnects: int = 0
+    repeated: int = 0
 
     @property
     def speed(self) -> float:
@@ -59,9 +58,10 @@ class Summary:
 @dataclass
 class Job:
     preset: Preset
-    inputs: list[Input]
-    output: str  # a file path, or an rtmp(s):// / srt:// URL with secrets already expanded
+    inputs: Iterable[Input]  # a list, or a stream (a script piped in while on air)
+    outputs: list[str]  # the file for render; the URLs for live (secrets already expanded)
     live: bool
+    record: str | None = None  # live: also keep a recording here
     secrets: list[str] = field(default_factory=list)  # strings never to show (stream keys, URLs)
 
     @property
@@ -75,8 +75,26 @@ class Job:
         return AudioFormat(a.sample_rate, a.channels)
 
     @property
-    def sentences(self) -> int:
+    def sentences(self) -> int | None:
+        """How many sentences the script has; None while it is still arriving."""
+        if not isinstance(self.inputs, (list, tuple)):
+            return None
         return sum(isinstance(i, Sentence) for i in self.inputs)
+
+    @property
+    def speaks(self) -> bool:
+        return self.sentences is None or self.sentences > 0
+
+    def destinations(self, attempt: int) -> list[str]:
+        """ffmpeg's outputs for the ``attempt``-th connection: a retry records into a new file."""
+        if not self.record:
+            return self.outputs
+        path = Path(self.record)
+        record = path if attempt == 1 else path.with_name(f"{path.stem}-{attempt}{path.suffix}")
+        return [*self.outputs, str(record)]
+
+    def masked(self) -> str:
+        return " | ".join(urls.mask(o) for o in self.outputs)
 
 
 def make_tts(preset: Preset) -> TTSBackend:
@@ -101,7 +119,8 @@ def _construct(cls: type, *args: object) -> object:
 
 
 def segments(job: Job, tts: TTSBackend | None) -> Iterator[Segment]:
-    """Everything the stream will say, in order, pauses included."""
+    """Everything the stream will say, in order, pauses included. ``job.inputs`` may be a
+    stream (a script piped in while on air): nothing here looks ahead."""
     fmt, sp = job.audio, job.preset.speech
 
     def pause(seconds: float) -> Segment:
@@ -109,12 +128,15 @@ def segments(job: Job, tts: TTSBackend | None) -> Iterator[Segment]:
 
     yield pause(sp.lead_in)
     number = 0
-    for i, item in enumerate(job.inputs):
+    previous: Input | None = None
+    for item in job.inputs:
         if isinstance(item, Pause):
             yield pause(sp.paragraph_pause)
         elif isinstance(item, Sentence):
             assert tts is not None
             number += 1
+            if isinstance(previous, Sentence):
+                yield pause(sp.sentence_pause)
             try:
                 speech = tts.synthesize(item.text, item.lang or detect_lang(item.text))
             except LinlyPushError:
@@ -122,183 +144,192 @@ def segments(job: Job, tts: TTSBackend | None) -> Iterator[Segment]:
             except Exception as exc:
                 raise BackendError(f"{tts.name}: failed on sentence {number}: {exc}") from exc
             yield audio_io.speech_segment(speech, fmt, item.text, number)
-            following = job.inputs[i + 1] if i + 1 < len(job.inputs) else None
-            if isinstance(following, Sentence):
-                yield pause(sp.sentence_pause)
         else:
             yield from audio_io.file_segments(item.info, fmt)
+        previous = item
     yield pause(sp.tail)
 
 
-class _Ahead(Generic[T]):
-    """Runs an iterator in its own thread, ahead of its consumer, into a bounded queue.
-    An exception in the thread is re-raised in the consumer."""
-
-    _END = object()
-
-    def __init__(self, make: Callable[[], Iterable[T]], size: int, name: str) -> None:
-        self._make = make
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for item in self._make():
-                if not self._put(item):
-                    return
-        except BaseException as exc:  # handed to the consumer
-            self._error = exc
-        self._put(self._END)
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[T]:
-        while True:
-            item = self._queue.get()
-            if item is self._END:
-                if self._error is not None:
-                    raise self._error
-                return
-            yield item  # type: ignore[misc]
-
-    def depth(self) -> int:
-        return self._queue.qsize()
-
-    def stop(self) -> None:
-        # The thread notices within 0.1 s unless it is inside a backend call; wait for that to end
-        # (bounded, in case a plugin hangs) before the backend is closed under it.
-        self._stop.set()
-        self._thread.join(timeout=10.0)
-
-
 def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = None) -> Summary:
-    """Broadcast or render ``job``; returns what was sent. Raises LinlyPushError subclasses."""
+    """Broadcast or render ``job``; returns what was sent. Raises LinlyPushError subclasses.
+
+    Setting ``stop`` ends the run cleanly (EOF to ffmpeg, trailer written) with Interrupted.
+    """
     with contextlib.ExitStack() as held:  # backends are closed only after the threads using them stop
-        tts = make_tts(job.preset) if job.sentences else None
+        tts = make_tts(job.preset) if job.speaks else None
         if tts is not None:
             held.callback(tts.close)
         avatar = make_avatar(job.preset, job.video)
         held.callback(avatar.close)
         binary = find_ffmpeg()
-        sink = FFmpegSink(job.preset.video, job.preset.audio, job.output, ffmpeg=binary.path, secrets=job.secrets)
-        return _stream(job, tts, avatar, sink, binary.version, on_event, stop)
+        return _Broadcast(job, tts, avatar, binary.path, on_event, stop or threading.Event()).run(binary.version)
 
 
-def _stream(
-    job: Job, tts: TTSBackend | None, avatar: Avatar, sink: FFmpegSink, ffmpeg_version: str,
-    on_event: Listener, stop: threading.Event | None,
-) -> Summary:
-    video, fmt, preset = job.video, job.audio, job.preset
-    masked = urls.mask(job.output)
-    ticker = Ticker(video, fmt, _checked(avatar, video))
+STALL_SECONDS = 10.0  # live: no progress from ffmpeg this long counts as a lost connection
+RESUME_MARGIN = 1.0  # seconds before ffmpeg's last reported output time that may not have arrived
 
-    def ticks() -> Iterator[Tick]:
-        # TTS runs ahead of drawing by a couple of segments, drawing ahead of output by the buffer.
-        spoken = _Ahead(lambda: segments(job, tts), 2, "tts")
+
+class _Stopped(Exception):
+    """The stop event was set."""
+
+
+class _Broadcast:
+    def __init__(
+        self, job: Job, tts: TTSBackend | None, avatar: Avatar, ffmpeg: str, on_event: Listener, stop: threading.Event
+    ) -> None:
+        self.job, self.tts, self.avatar, self.ffmpeg, self.emit, self.stop = job, tts, avatar, ffmpeg, on_event, stop
+        self.video, self.fmt = job.video, job.audio
+        self.frames = 0  # sent over all connections
+        self.said: set[int] = set()  # sentence numbers that went on air (a repeat counts once)
+        self.sentence: tuple[int | None, str | None] = (None, None)  # on air now
+        self.reconnects = 0
+        self.repeated = 0
+        self.t0 = time.monotonic()
+
+    def run(self, ffmpeg_version: str) -> Summary:
+        job, video, fmt = self.job, self.video, self.fmt
+        self.emit(Event("started", {
+            "output": job.masked(), "live": job.live, "preset": job.preset.name,
+            "video": f"{video.width}x{video.height}@{video.fps}", "audio": f"{fmt.sample_rate}Hz/{fmt.channels}ch",
+            "tts": job.preset.tts.backend if self.tts else None, "avatar": job.preset.avatar.backend,
+            "sentences": job.sentences, "ffmpeg": ffmpeg_version,
+            "record": urls.mask(job.record) if job.record else None,
+        }))
+        spoken: Ahead[Segment] = Ahead(lambda: segments(job, self.tts), 2, "tts")
+        backoff = Backoff(job.preset.reconnect)
+        replay: list[Segment] = []
+        attempt = 0
         try:
-            for seg in spoken:
-                yield from ticker.feed(seg)
-            yield from ticker.finish()
+            while True:
+                attempt += 1
+                lost = self._connection(attempt, spoken, replay)
+                if lost is None:
+                    break
+                error, drawer, on_air, connected, out_time = lost
+                delay = backoff.failed(time.monotonic(), on_air, connected)
+                if delay is None:
+                    raise OutputError(
+                        f"gave up after {job.preset.reconnect.give_up_after:g} s without a working connection: {error}"
+                    )
+                cut = max(0, round((out_time - RESUME_MARGIN) * fmt.sample_rate))
+                # What was placed after the cut, then what an earlier replay had not placed yet.
+                replay = resume_point(drawer.fed, cut, fmt.sample_rate) + list(drawer.replay)
+                resume = next((s.sentence for s in replay if s.kind == "speech"), None)
+                self.emit(Event("dropped", {
+                    "reason": str(error), "attempt": attempt, "on_air": round(on_air, 3),
+                    "retry_in": round(delay, 3), "resume_sentence": resume,
+                }))
+                if self.stop.wait(delay):
+                    raise Interrupted("stopped while reconnecting")
         finally:
             spoken.stop()
+        summary = Summary(
+            job.masked(), self.frames, self.frames / video.fps, len(self.said), time.monotonic() - self.t0,
+            self.reconnects, self.repeated,
+        )
+        self.emit(Event("finished", {
+            "output": summary.output, "frames": summary.frames, "seconds": round(summary.seconds, 3),
+            "sentences": summary.sentences, "wall": round(summary.wall, 3), "speed": round(summary.speed, 2),
+            "reconnects": summary.reconnects, "repeated": summary.repeated,
+        }))
+        return summary
 
-    ahead_frames = round(preset.live.buffer * video.fps) if job.live else 2 * video.fps
-    on_event(Event("started", {
-        "output": masked, "live": job.live, "preset": preset.name,
-        "video": f"{video.width}x{video.height}@{video.fps}", "audio": f"{fmt.sample_rate}Hz/{fmt.channels}ch",
-        "tts": preset.tts.backend if tts else None, "avatar": preset.avatar.backend,
-        "sentences": job.sentences, "ffmpeg": ffmpeg_version,
-    }))
-    t0 = time.monotonic()
-    pacer = Pacer(video.fps) if job.live else None
-    frames = sentences = 0
-    next_report = 0.0
-    last = (t0, 0)  # (time, frames) at the previous report, for the frame rate
-    drawn = None
-    sink.start()
-    try:
-        drawn = _Ahead(ticks, ahead_frames, "draw")
-        for tick in drawn:
-            if stop is not None and stop.is_set():
-                raise KeyboardInterrupt
-            if pacer is not None:
-                pacer.wait(tick.index)
-            sink.write(tick.frame, tick.audio)
-            frames = tick.index + 1
-            for placed in tick.starts:
-                seg = placed.segment
-                if seg.kind == "speech":
-                    sentences += 1
-                    on_event(Event("sentence", {
-                        "index": seg.sentence, "total": job.sentences, "text": seg.text,
-                        "at": round(placed.start / fmt.sample_rate, 3),
-                    }))
-            now = time.monotonic()
-            if now >= next_report:
-                next_report = now + (1.0 if job.live else 0.25)
-                fps = (frames - last[1]) / (now - last[0]) if now > last[0] else 0.0
-                last = (now, frames)
-                on_event(_progress(job, frames, sentences, now - t0, fps, drawn.depth(), sink))
-        sink.close()
-    except KeyboardInterrupt:
-        _stop(drawn)
-        sink.close()  # EOF lets ffmpeg write the trailer: what was sent stays playable
-        raise Interrupted("stopped; what was sent so far was closed cleanly") from None
-    except BaseException:
-        _stop(drawn)
-        sink.abort()
-        raise
-    summary = Summary(masked, frames, frames / video.fps, sentences, time.monotonic() - t0)
-    on_event(Event("finished", {
-        "output": masked, "frames": summary.frames, "seconds": round(summary.seconds, 3),
-        "sentences": summary.sentences, "wall": round(summary.wall, 3), "speed": round(summary.speed, 2),
-    }))
-    return summary
-
-
-def _checked(avatar: Avatar, video: VideoFormat) -> Callable[[FrameContext], object]:
-    """The avatar's draw, with its failures and wrong-sized frames reported as backend errors."""
-
-    def draw(ctx: FrameContext) -> object:
+    def _connection(
+        self, attempt: int, spoken: Ahead[Segment], replay: list[Segment]
+    ) -> tuple[OutputError, Drawer, float, bool, float] | None:
+        """Stream until the end (None) or until the connection is lost (what is needed to resume)."""
+        job, video, preset = self.job, self.video, self.job.preset
+        counters = Counters()
+        pacer = Pacer(video.fps) if job.live else None
+        drawer = Drawer(video, self.fmt, self.avatar, spoken, replay, pacer, counters)
+        sink = FFmpegSink(preset.video, preset.audio, job.destinations(attempt), ffmpeg=self.ffmpeg, secrets=job.secrets)
+        base = self.frames  # frames on air before this connection
+        ahead = round(preset.live.buffer * video.fps) if job.live else 2 * video.fps
+        connected = False
+        drawn: Ahead[Tick] | None = None
+        started = time.monotonic()
+        next_report, last = started, (started, base)
+        sink.start()
         try:
-            frame = avatar.draw(ctx)
-        except LinlyPushError:
+            drawn = Ahead(drawer.ticks, ahead, "draw")
+            for tick in drawn:
+                if self.stop.is_set():
+                    raise _Stopped
+                if pacer is not None:
+                    pacer.wait(tick.index)
+                sink.write(tick.frame, tick.audio)
+                counters.sent = tick.index + 1
+                self.frames = base + counters.sent
+                self._announce(tick, base)
+                if not connected and sink.connected:
+                    connected = True
+                    if attempt > 1:
+                        self.reconnects += 1
+                        self.emit(Event("reconnected", {
+                            "attempt": attempt, "reconnects": self.reconnects,
+                            "record": urls.mask(job.destinations(attempt)[-1]) if job.record else None,
+                        }))
+                now = time.monotonic()
+                if now >= next_report:
+                    next_report = now + (1.0 if job.live else 0.25)
+                    fps = (self.frames - last[1]) / (now - last[0]) if now > last[0] else 0.0
+                    last = (now, self.frames)
+                    self.emit(self._status(fps, drawn.depth(), sink, counters))
+                    if job.live and now - max(sink.last_progress, started) > STALL_SECONDS:
+                        raise OutputError(f"no progress for {STALL_SECONDS:g} s: the server stopped taking the stream")
+            sink.close()
+            self.repeated += counters.repeated
+            return None
+        except OutputError as exc:
+            _halt(drawn)
+            sink.abort()
+            self.repeated += counters.repeated
+            if not job.live:
+                raise
+            out_time = sink.progress.out_time if sink.progress else 0.0
+            return exc, drawer, counters.sent / video.fps, connected or sink.connected, out_time
+        except (_Stopped, KeyboardInterrupt):
+            _halt(drawn)
+            with contextlib.suppress(OutputError):
+                sink.close()  # EOF lets ffmpeg write the trailer: what was sent stays playable
+            raise Interrupted("stopped; what was sent so far was closed cleanly") from None
+        except BaseException:
+            _halt(drawn)
+            sink.abort()
             raise
-        except Exception as exc:
-            raise BackendError(f"{avatar.name}: failed on frame {ctx.index}: {exc}") from exc
-        size = frame.nbytes if isinstance(frame, np.ndarray) else len(frame)
-        if size != video.frame_bytes:
-            raise BackendError(
-                f"{avatar.name}: frame {ctx.index} has {size} bytes; "
-                f"{video.width}x{video.height} yuv420p needs {video.frame_bytes}"
-            )
-        return frame
 
-    return draw
+    def _announce(self, tick: Tick, base: int) -> None:
+        for placed in tick.starts:
+            seg = placed.segment
+            if seg.kind != "speech":
+                continue
+            self.said.add(seg.sentence or 0)
+            self.sentence = (seg.sentence, seg.text)
+            self.emit(Event("sentence", {
+                "index": seg.sentence, "total": self.job.sentences, "text": seg.text,
+                "at": round(base / self.video.fps + placed.start / self.fmt.sample_rate, 3),
+            }))
+
+    def _status(self, fps_now: float, depth: int, sink: FFmpegSink, counters: Counters) -> Event:
+        job, fps = self.job, self.video.fps
+        media = self.frames / fps
+        wall = time.monotonic() - self.t0
+        p = sink.progress
+        data = {
+            "frames": self.frames, "seconds": round(media, 3), "sentences": len(self.said), "total": job.sentences,
+            "fps": round(fps_now, 2), "wall": round(wall, 3), "speed": round(media / wall, 2) if wall > 0 else None,
+        }
+        if job.live:
+            data.update({
+                "sentence": self.sentence[0], "text": self.sentence[1],
+                "bitrate_kbps": p.bitrate_kbps if p else None, "buffer": round(depth / fps, 2),
+                "repeated": self.repeated + counters.repeated, "reconnects": self.reconnects,
+            })
+        return Event("status" if job.live else "progress", data)
 
 
-def _stop(drawn: _Ahead | None) -> None:
+def _halt(drawn: Ahead | None) -> None:
+    # Wait for the drawer to stop for good: a segment it took from TTS after we look at what it
+    # placed would be lost on a reconnect.
     if drawn is not None:
-        drawn.stop()
-
-
-def _progress(job: Job, frames: int, sentences: int, wall: float, fps_now: float, depth: int, sink: FFmpegSink) -> Event:
-    fps = job.video.fps
-    media = frames / fps
-    p = sink.progress
-    data = {
-        "frames": frames, "seconds": round(media, 3), "sentences": sentences, "total": job.sentences,
-        "fps": round(fps_now, 2), "wall": round(wall, 3), "speed": round(media / wall, 2) if wall > 0 else None,
-        "bitrate_kbps": p.bitrate_kbps if p else None, "buffer": round(depth / fps, 2),
-    }
-    return Event("status" if job.live else "progress", data)
+        drawn.stop(wait=10.0)

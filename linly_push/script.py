@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -129,3 +130,21 @@ def _cut(sentence: str, limit: int) -> list[str]:
         sentence = sentence[at:].strip()
     pieces.append(sentence)
     return [p for p in pieces if p]
+
+
+def stream(lines: Iterable[str], max_chars: int = 160) -> Iterator[Item]:
+    """Items from text arriving line by line (a script piped in while on air), as each line
+    arrives: nothing waits for the end of the input. A blank line is a paragraph pause."""
+    said = pause = False
+    for line in lines:
+        if not line.strip():
+            pause = said
+            continue
+        for item in parse(line, max_chars):
+            if isinstance(item, Pause):
+                continue
+            if pause:
+                yield Pause("paragraph")
+                pause = False
+            said = True
+            yield item

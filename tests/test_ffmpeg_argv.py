@@ -101,6 +101,124 @@ def test_pipes_name_the_given_fds():
     assert [args[i + 1] for i, a in enumerate(args) if a == "-i"] == ["pipe:11", "pipe:12"]
 
 
+# -- several outputs: the tee muxer ------------------------------------------------------------
+
+ENCODE = """
+    -f tee -aac_coder fast -ac 2 -ar 44100 -b:a 128k -b:v 2M -bufsize 2M -c:a aac -c:v libx264
+    -flags +global_header -g 50 -keyint_min 25 -maxrate 2M -pix_fmt yuv420p -preset ultrafast
+    -sc_threshold 0 -tune zerolatency -x264-params nal-hrd=cbr
+"""
+# Two backslashes reach ffmpeg: the tee unescapes its list once, then each option list once more.
+FIFO = (
+    r"use_fifo=1:fifo_options=attempt_recovery=1\\:recover_any_error=1\\:recovery_wait_time=1"
+    r"\\:restart_with_keyframe=1\\:drop_pkts_on_overflow=1\\:queue_size=137"  # 2 s of 25 fps + 44.1 kHz AAC
+)
+RTMP_OPTS = "flvflags=no_duration_filesize:rw_timeout=5000000"
+
+
+def test_two_urls_and_a_record():
+    a, b = "rtmp://a.example/live/KEY1", "rtmp://b.example:1936/app/KEY2"
+    assert argv([a, b, "show.mkv"]) == [
+        *"ffmpeg -hide_banner -nostdin -loglevel warning -nostats -progress pipe:1 -y".split(),
+        *INPUTS.split(),
+        *ENCODE.split(),
+        "[f=matroska:onfail=ignore]show.mkv"
+        f"|[f=flv:onfail=ignore:{FIFO}:{RTMP_OPTS}]{a}"
+        f"|[f=flv:onfail=ignore:{FIFO}:{RTMP_OPTS}]{b}",
+    ]
+
+
+def test_one_url_and_a_record_the_url_may_not_fail():
+    url = "rtmp://a.example/live/KEY"
+    assert argv([url, "out/show.mp4"])[-1] == (
+        f"[f=mp4:onfail=ignore:movflags=+faststart]out/show.mp4|[f=flv:onfail=abort:{RTMP_OPTS}]{url}"
+    )
+    assert argv([url, "out/show.mp4"])[-len(ENCODE.split()) - 1 : -1] == ENCODE.split()
+
+
+def test_three_urls():
+    urls = ["rtmp://a/live/K1", "rtmps://b:443/app/K2", "srt://c:9000?streamid=publish:live/K3&latency=200000"]
+    assert argv(urls)[-1] == (
+        f"[f=flv:onfail=ignore:{FIFO}:{RTMP_OPTS}]{urls[0]}"
+        f"|[f=flv:onfail=ignore:{FIFO}:{RTMP_OPTS}]{urls[1]}"
+        f"|[f=mpegts:onfail=ignore:{FIFO}:rw_timeout=5000000]{urls[2]}"
+    )
+    assert "-y" not in argv(urls)
+
+
+def test_files_alone_may_not_fail():
+    assert argv(["a.mp4", "b.flv"])[-1] == "[f=mp4:onfail=abort:movflags=+faststart]a.mp4|[f=flv:onfail=abort]b.flv"
+
+
+def test_one_output_in_a_list_is_the_plain_command():
+    for target in ("rtmp://h/live/KEY", "show.mp4"):
+        assert argv([target]) == argv(target)
+
+
+def test_fifo_queue_holds_two_seconds_of_packets():
+    video, audio = VideoSettings(fps=30), AudioSettings(sample_rate=48000)
+    assert ffmpeg.fifo_options(video, audio)["queue_size"] == 154  # 2 * (30 + 48000 / 1024) = 153.75
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [[], ["rtmp://h/live/K", "rtmp://h/live/K"], ["rtmp://h/live/K", "show.avi"], ["show.mp4", "udp://h:1"]],
+)
+def test_bad_output_lists_are_usage_errors(outputs):
+    with pytest.raises(UsageError) as err:
+        argv(outputs)
+    assert "live/K" not in str(err.value)
+
+
+def _token(text: str, term: str) -> tuple[str, str]:
+    """ffmpeg's av_get_token: (the token, what follows it, starting at the terminator)."""
+    text = text.lstrip(" \n\t\r")
+    out, end, i = [], 0, 0
+    while i < len(text) and text[i] not in term:
+        c, i = text[i], i + 1
+        if c == "\\" and i < len(text):
+            out.append(text[i])
+            i += 1
+            end = len(out)
+        elif c == "'":
+            close = text.find("'", i)
+            out.extend(text[i : close if close >= 0 else len(text)])
+            i = close + 1 if close >= 0 else len(text)
+            end = len(out)
+        else:
+            out.append(c)
+    token = "".join(out)
+    return token[:end] + token[end:].rstrip(" \n\t\r"), text[i:]
+
+
+def parse_tee(spec: str) -> list[tuple[dict[str, str], str]]:
+    """The tee muxer's reading of its argument: (options, file name) for each output."""
+    slaves = []
+    while spec:
+        slave, spec = _token(spec, "|")
+        spec = spec[1:]
+        options, rest = {}, slave[1:]
+        while rest[0] != "]":
+            key, _, rest = rest.partition("=")
+            options[key], rest = _token(rest, ":]")
+            rest = rest[1:] if rest[0] == ":" else rest
+        slaves.append((options, rest[1:]))
+    return slaves
+
+
+def test_tee_escapes_what_its_parser_would_eat():
+    nasty = " odd [1|2]: it's a\\b.mkv"  # leading space, list and option delimiters, quote, backslash
+    key = "rtmp://h/live/k|e[y]'s:x"
+    parsed = parse_tee(argv([nasty, key, "rtmp://h2/live/K"])[-1])
+    assert [name for _, name in parsed] == [nasty, key, "rtmp://h2/live/K"]
+    assert parsed[0][0] == {"f": "matroska", "onfail": "ignore"}
+    fifo = dict(pair.split("=") for pair in parsed[1][0]["fifo_options"].split(":"))
+    assert fifo == {
+        "attempt_recovery": "1", "recover_any_error": "1", "recovery_wait_time": "1",
+        "restart_with_keyframe": "1", "drop_pkts_on_overflow": "1", "queue_size": "137",
+    }
+
+
 # -- reading ffmpeg's stderr ------------------------------------------------------------------
 
 FFMPEG5_REFUSED = """\
@@ -122,12 +240,30 @@ FFMPEG9_DROPPED = """\
 Conversion failed!"""
 
 
+FFMPEG5_TEE_TIMED_OUT = """\
+[rtmp @ 0x56105b8400c0] Cannot read RTMP handshake response
+[tee @ 0x56105b744540] Slave '[f=flv:onfail=abort:flvflags=no_duration_filesize:rw_timeout=5000000]rtmp://127.0.0.1:47999/live/****': error opening: Connection timed out
+[tee @ 0x56105b744540] Slave muxer #0 failed, aborting.
+Could not write header for output file #0 (incorrect codec parameters ?): Connection timed out
+Error initializing output stream 0:1 --
+[rawvideo @ 0x56105b707980] Thread message queue blocking; consider raising the thread_queue_size option (current value: 8)"""
+FFMPEG9_TEE_DROPPED = """\
+[tee @ 0x55fbc6b85400] Slave muxer #0 failed, aborting.
+[aost#0:1/aac @ 0x55fbc6b8c140] Error submitting a packet to the muxer: Broken pipe
+    Last message repeated 1 times
+[out#0/tee @ 0x55fbc6b852c0] Error muxing a packet
+[out#0/tee @ 0x55fbc6b852c0] Task finished with error code: -32 (Broken pipe)
+[out#0/tee @ 0x55fbc6b852c0] Terminating thread with return code -32 (Broken pipe)"""
+
+
 @pytest.mark.parametrize(
     ("stderr", "line"),
     [
         (FFMPEG5_REFUSED, "rtmp://127.0.0.1:1999/live/****: Connection refused"),
         (FFMPEG9_REFUSED, "Error opening output rtmp://127.0.0.1:1999/live/****: Connection refused"),
         (FFMPEG9_DROPPED, "Error closing file: Broken pipe"),
+        (FFMPEG5_TEE_TIMED_OUT, "rtmp://127.0.0.1:47999/live/****: error opening: Connection timed out"),
+        (FFMPEG9_TEE_DROPPED, "Error submitting a packet to the muxer: Broken pipe"),
         ("Conversion failed!", None),
         (
             "x.mp4: No such file or directory\n[rawvideo @ 0x55] Thread message queue blocking; consider raising"
@@ -148,6 +284,15 @@ def test_hints():
     srt = "[srt @ 0x55] Connection to srt://127.0.0.1:9000?**** failed: Input/output error"
     assert hint(srt, "srt://127.0.0.1:9000?streamid=KEY") == "is the server at srt://127.0.0.1:9000?**** running?"
     assert hint("something else", url) is None
+
+
+def test_hints_name_the_output_the_error_is_about():
+    a, b = "rtmp://127.0.0.1:1999/live/KEY", "rtmp://127.0.0.1:1998/live/KEY2"
+    text = "[tcp @ 0x55] Connection to tcp://127.0.0.1:1998 failed\nrtmp://127.0.0.1:1998/live/****: Connection refused"
+    assert hint(text, [a, b, "show.mkv"]) == "is the server at rtmp://127.0.0.1:1998/live/**** running?"
+    dropped = hint(FFMPEG9_TEE_DROPPED, ["show.mkv", a])
+    assert dropped == "the server closed the connection: did it stop, or refuse the stream key?"
+    assert "already being published" in hint("[rtmp @ 0x55] Server error: Already publishing", a)
 
 
 # -- finding ffmpeg ---------------------------------------------------------------------------

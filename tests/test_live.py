@@ -62,7 +62,8 @@ def test_live_url_from_environment_and_unreachable_server(tmp_path):
     from rtmp_server import free_port
 
     url = f"rtmp://127.0.0.1:{free_port()}/live/{KEY}"
-    r = linly("live", "--script", str(tmp_path / "talk.txt"), env={"LINLY_PUSH_URL": url}, timeout=60)
+    r = linly("live", "--script", str(tmp_path / "talk.txt"), "--set", "reconnect.give_up_after=0",
+              env={"LINLY_PUSH_URL": url}, timeout=60)
     assert r.returncode == 5, text(r)
     err = r.stderr.decode()
     assert KEY not in text(r)

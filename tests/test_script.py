@@ -86,3 +86,20 @@ def test_detect_lang():
     assert detect_lang("Hello, world") == "en"
     assert detect_lang("Hello 世界") == "zh"
     assert detect_lang("１２３，ＡＢＣ") == "en"  # full-width Latin and digits are not Chinese
+
+
+def test_stream_yields_each_line_as_it_arrives():
+    from linly_push.script import stream
+
+    def lines():
+        yield "Hello there. How are you?\n"
+        yield "\n"
+        yield "\n"
+        yield "你好。\n"
+        raise AssertionError("read past what was needed")
+
+    items = stream(lines())
+    assert next(items) == Sentence("Hello there.", "en")
+    assert next(items) == Sentence("How are you?", "en")
+    assert next(items) == Pause("paragraph")  # two blank lines: one pause, and only before more text
+    assert next(items) == Sentence("你好。", "zh")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from rtmp_server import free_port, read_stream
 
+from linly_push import ffmpeg as lp_ffmpeg
 from linly_push.clock import frame_start
 from linly_push.errors import OutputError
 from linly_push.ffmpeg import FFmpegSink
@@ -64,7 +66,7 @@ def test_file_has_what_was_written(ffmpeg, tmp_path, ffprobe):
     out = tmp_path / "show.mp4"
     with FFmpegSink(VIDEO, AUDIO, str(out), ffmpeg=ffmpeg) as sink:
         push(sink, 3.0)
-    assert sink.returncode == 0
+    assert sink.returncode == 0 and sink.connected
     assert sink.progress is not None and sink.progress.done and sink.progress.frame == 90
 
     info = ffprobe(out)
@@ -127,6 +129,7 @@ def test_closed_port_fails_with_the_key_masked():
         push(sink, 2.0)
         sink.close()
     message = str(err.value)
+    assert not sink.connected
     assert "Connection refused" in message
     assert f"is the server at rtmp://127.0.0.1:{port}/live/**** running?" in message
     for text in (message, *sink.stderr_tail(), sink.command_line):
@@ -163,6 +166,7 @@ def test_a_stalled_ffmpeg_blocks_the_producer_until_abort(tmp_path):
     producer.start()
     producer.join(1.0)
     assert producer.is_alive(), "write() should block while ffmpeg reads nothing"
+    assert not sink.connected and time.monotonic() - sink.last_progress >= 1.0  # what a watchdog sees
     sink.abort()
     producer.join(2.0)
     assert not producer.is_alive()
@@ -196,3 +200,140 @@ def test_server_going_away_mid_stream(rtmp_server):
         push(again, 0.5)
     rtmp_server.wait_for("publish", key, count=2)
     assert len(rtmp_server.recordings()) == 2
+
+
+# -- several outputs (the tee muxer) ----------------------------------------------------------
+
+
+@pytest.fixture
+def hung_server():
+    """The port of a TCP server on 127.0.0.1 that accepts connections and never reads or answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except (TimeoutError, socket.timeout):
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        done.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+@pytest.fixture
+def short_rw_timeout(monkeypatch):
+    """Outputs time out after 2 s instead of 5, to keep the tests quick."""
+    monkeypatch.setattr(lp_ffmpeg, "LIVE_TIMEOUT_US", 2_000_000)
+    return 2.0
+
+
+def packets(ffprobe, path: Path) -> dict[str, int]:
+    info = ffprobe(path, "-count_packets", "-show_entries", "stream=codec_type,nb_read_packets")
+    return {s["codec_type"]: int(s["nb_read_packets"]) for s in info["streams"]}
+
+
+def attempts(sink: FFmpegSink, url: str, error: str) -> int:
+    """How often ffmpeg's fifo said it could not open ``url`` (masked), with ``error``."""
+    return sum(f"Error opening {url}: {error}" in line for line in sink.stderr_tail())
+
+
+def assert_whole(ffprobe, path: Path, seconds: float) -> None:
+    """``path`` holds every frame of ``seconds`` and its audio."""
+    counts = packets(ffprobe, path)
+    assert counts["video"] == round(seconds * VIDEO.fps), (path, counts)
+    assert abs(counts["audio"] - seconds * AUDIO.sample_rate / 1024) <= 2, (path, counts)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("ffmpeg", BINARIES)
+def test_fan_out_a_dead_destination_does_not_stop_the_live_one(ffmpeg, rtmp_server, ffprobe):
+    port = free_port()
+    dead, live = f"rtmp://127.0.0.1:{port}/live/sk_dead_1", rtmp_server.url(key="sk_live_2")
+    sink = FFmpegSink(VIDEO, AUDIO, [dead, live], ffmpeg=ffmpeg).start()
+    push(sink, 2.0, realtime=True)
+    assert sink.returncode is None, sink.stderr_tail()  # the dead one did not end ffmpeg
+    assert sink.connected and time.monotonic() - sink.last_progress < 1.5
+    sink.close()
+    assert sink.returncode == 0
+    assert attempts(sink, f"rtmp://127.0.0.1:{port}/live/****", "Connection refused") >= 2  # retried
+    [recording] = rtmp_server.recordings()
+    assert_whole(ffprobe, recording, 2.0)
+    for text in (*sink.stderr_tail(), sink.command_line):
+        assert "sk_dead_1" not in text and "sk_live_2" not in text
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("ffmpeg", BINARIES)
+def test_fan_out_a_hung_destination_times_out_and_is_retried(
+    ffmpeg, rtmp_server, hung_server, short_rw_timeout, ffprobe
+):
+    hung = f"rtmp://127.0.0.1:{hung_server}/live/sk_hung"
+    sink = FFmpegSink(VIDEO, AUDIO, [hung, rtmp_server.url()], ffmpeg=ffmpeg).start()
+    push(sink, 2.5, realtime=True)
+    assert sink.returncode is None, sink.stderr_tail()
+    started = time.monotonic()
+    sink.close()
+    # ffmpeg waits for the hung one's connection attempt in progress, then lets it go
+    assert time.monotonic() - started < 2 * short_rw_timeout + 1.0
+    assert attempts(sink, f"rtmp://127.0.0.1:{hung_server}/live/****", "Connection timed out") >= 1
+    [recording] = rtmp_server.recordings()
+    assert_whole(ffprobe, recording, 2.5)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("ffmpeg", BINARIES)
+def test_a_record_beside_a_url_is_playable(ffmpeg, rtmp_server, tmp_path, ffprobe):
+    (tmp_path / "rec").mkdir()
+    record = tmp_path / "rec" / " show [1|2]: it's a\\b.mp4"  # characters the tee list would otherwise eat
+    with FFmpegSink(VIDEO, AUDIO, [rtmp_server.url(), str(record)], ffmpeg=ffmpeg) as sink:
+        push(sink, 2.0)
+    assert sink.returncode == 0 and sink.connected
+    assert [p.name for p in record.parent.iterdir()] == [record.name]
+    for path in (record, *rtmp_server.recordings()):
+        assert_whole(ffprobe, path, 2.0)
+    assert abs(float(ffprobe(record)["format"]["duration"]) - 2.0) < 1 / VIDEO.fps
+    data = record.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # the trailer, +faststart, through the tee
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("ffmpeg", BINARIES)
+def test_losing_the_only_url_ends_ffmpeg_and_keeps_the_record(ffmpeg, rtmp_server, tmp_path, ffprobe):
+    record = tmp_path / "show.mp4"
+    sink = FFmpegSink(VIDEO, AUDIO, [rtmp_server.url(key="sk_only"), str(record)], ffmpeg=ffmpeg).start()
+    push(sink, 1.0, realtime=True)
+    rtmp_server.wait_for("publish", "sk_only")
+    assert sink.connected
+    rtmp_server.stop()
+    stopped = time.monotonic()
+    with pytest.raises(OutputError) as err:
+        push(sink, 10.0, realtime=True)
+    assert time.monotonic() - stopped < 3.0
+    assert sink.returncode not in (None, 0)  # so the caller restarts it
+    assert "the server closed the connection" in str(err.value) and "sk_only" not in str(err.value)
+    seconds = float(ffprobe(record)["format"]["duration"])  # the record got its trailer
+    assert 0.9 < seconds < 3.0, seconds
+
+
+@pytest.mark.parametrize("ffmpeg", BINARIES)
+def test_a_hung_server_behind_the_tee_times_out(ffmpeg, hung_server, short_rw_timeout, tmp_path):
+    url = f"rtmp://127.0.0.1:{hung_server}/live/sk_hung"
+    sink = FFmpegSink(VIDEO, AUDIO, [url, str(tmp_path / "show.mkv")], ffmpeg=ffmpeg).start()
+    started = time.monotonic()
+    with pytest.raises(OutputError) as err:
+        push(sink, 10.0, realtime=True)
+    assert short_rw_timeout - 0.5 < time.monotonic() - started < short_rw_timeout + 2.0
+    assert f"rtmp://127.0.0.1:{hung_server}/live/****: error opening: Connection timed out" in str(err.value)
+    assert not sink.connected and sink.returncode not in (None, 0)

@@ -11,7 +11,7 @@ from typer._click.exceptions import ClickException, UsageError as ClickUsageErro
 from typer.exceptions import Abort
 
 from .. import __version__
-from ..errors import EXIT_CODES, Interrupted, LinlyPushError
+from ..errors import EXIT_CODES, Interrupted, LinlyPushError, Terminated
 from ..events import Event
 from . import info, run
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     except ClickException as exc:
         _fail(exc.format_message(), exc.exit_code, debug, as_json)
     except Interrupted as exc:
-        _fail(str(exc), exc.exit_code, debug, as_json, label="interrupted")
+        _fail(str(exc), exc.exit_code, debug, as_json, label="terminated" if isinstance(exc, Terminated) else "interrupted")
     except LinlyPushError as exc:
         _fail(str(exc), exc.exit_code, debug, as_json)
     except (KeyboardInterrupt, Abort):

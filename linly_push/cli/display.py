@@ -41,7 +41,7 @@ class RichDisplay:
 
     def _on_started(self, d: dict) -> None:
         self.live = d["live"]
-        self.sentence = (0, d["sentences"])
+        self.sentence = (0, d["sentences"] or 0)
         verb = "Streaming to" if self.live else "Rendering"
         self.console.print(
             f"[bold]{verb}[/] {escape(d['output'])}  [dim]{d['preset']} · {d['video']} · {d['audio']} · "
@@ -59,8 +59,9 @@ class RichDisplay:
         self.progress.start()
 
     def _on_sentence(self, d: dict) -> None:
-        self.sentence = (d["index"], d["total"])
-        line = f"[dim]{_clock(d['at'])}[/] sentence {d['index']}/{d['total']}: {escape(d['text'])}"
+        self.sentence = (d["index"], d["total"] or 0)
+        of = f"/{d['total']}" if d["total"] else ""
+        line = f"[dim]{_clock(d['at'])}[/] sentence {d['index']}{of}: {escape(d['text'])}"
         if self.progress is not None:
             self.progress.console.print(line)
             if not self.live:
@@ -79,9 +80,24 @@ class RichDisplay:
             return
         rate = f"{d['bitrate_kbps']:.0f} kbit/s" if d["bitrate_kbps"] else "- kbit/s"
         current, total = self.sentence
-        said = f"sentence {current}/{total} · " if total else ""
-        info = f"{_clock(d['seconds'])} · {said}{d['fps']:.1f} fps · {rate} · {d['buffer']:.1f}s buffered"
+        said = (f"sentence {current}/{total} · " if total else f"sentence {current} · ") if current else ""
+        extra = "".join(
+            f" · {d[k]} {label}" for k, label in (("repeated", "repeated frames"), ("reconnects", "reconnects")) if d[k]
+        )
+        info = f"{_clock(d['seconds'])} · {said}{d['fps']:.1f} fps · {rate} · {d['buffer']:.1f}s buffered{extra}"
         self.progress.update(self.task, info=info)
+
+    def _print(self, line: str) -> None:
+        (self.progress.console if self.progress is not None else self.console).print(line)
+
+    def _on_dropped(self, d: dict) -> None:
+        resume = f", resuming at sentence {d['resume_sentence']}" if d["resume_sentence"] else ""
+        self._print(f"[yellow]⚠ connection lost[/] after {d['on_air']:.0f}s on air: {escape(d['reason'])}; "
+                    f"retrying in {d['retry_in']:.1f}s{resume}")
+
+    def _on_reconnected(self, d: dict) -> None:
+        record = f", recording to {escape(d['record'])}" if d["record"] else ""
+        self._print(f"[green]✓ back on air[/] (reconnect {d['reconnects']}){record}")
 
     def _on_finished(self, d: dict) -> None:
         if self.progress is not None and not self.live:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .. import audio as audio_io
 from ..errors import InputError, UsageError
 from ..pipeline import AudioFile, Input
-from ..script import Sentence, parse
+from ..script import Sentence, parse, stream
 
 
 def read_script(source: str) -> str:
@@ -40,9 +41,25 @@ def read_script(source: str) -> str:
     return text
 
 
-def gather(script: str | None, audio: list[Path], max_chars: int) -> list[Input]:
+def stdin_lines() -> Iterator[str]:
+    """Standard input as it arrives, line by line, checked as UTF-8."""
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"line {number} of standard input is not UTF-8; the broadcast was ended there") from None
+        yield line
+
+
+def gather(script: str | None, audio: list[Path], max_chars: int, streaming: bool = False) -> Iterable[Input]:
+    """The inputs, checked up front; with ``streaming``, a script on standard input is read as it
+    arrives (live), so the broadcast can start before the script is finished."""
     if script is not None and audio:
         raise UsageError("give either --script or --audio, not both")
+    if script == "-" and streaming:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("--script - reads the script from standard input, but nothing is piped in")
+        return stream(stdin_lines(), max_chars=max_chars)
     if script is not None:
         items: list[Input] = list(parse(read_script(script), max_chars=max_chars))
         if not any(isinstance(i, Sentence) for i in items):

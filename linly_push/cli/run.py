@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -11,7 +13,7 @@ from rich.console import Console
 
 from .. import presets as presets_mod
 from .. import urls
-from ..errors import OutputError, UsageError
+from ..errors import Interrupted, OutputError, Terminated, UsageError
 from ..pipeline import Job, run
 from .display import JsonDisplay, RichDisplay
 from .inputs import gather
@@ -54,12 +56,45 @@ def _display(as_json: bool) -> JsonDisplay | RichDisplay:
     return JsonDisplay() if as_json else RichDisplay(Console(stderr=True, soft_wrap=True))
 
 
+class _Signals:
+    """SIGINT and SIGTERM end the run cleanly (EOF to ffmpeg, trailer written); a second one
+    stops at once."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.received: int | None = None
+
+    def __enter__(self) -> _Signals:
+        self._old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received is None:
+            self.received = signum
+            self.stop.set()
+            return
+        raise _interrupted(signum, "stopped at once by a second signal; the output may be cut short")
+
+
+def _interrupted(signum: int | None, message: str) -> Interrupted:
+    return Terminated(message) if signum == signal.SIGTERM else Interrupted(message)
+
+
 def _execute(job: Job, as_json: bool) -> None:
     display = _display(as_json)
-    try:
-        run(job, display)
-    finally:
-        display.close()
+    with _Signals() as signals:
+        try:
+            run(job, display, stop=signals.stop)
+        except Interrupted as exc:
+            if type(exc) is Interrupted and signals.received is not None:
+                raise _interrupted(signals.received, str(exc)) from None
+            raise
+        finally:
+            display.close()
 
 
 def render(
@@ -90,44 +125,54 @@ def render(
         raise UsageError(f"cannot tell the container from {target.name!r}; use .mp4, .mkv, .mov, .flv or .ts")
     if not target.parent.is_dir():
         raise OutputError(f"cannot write {target}: folder {target.parent} does not exist")
-    _execute(Job(p, inputs, str(target), live=False), as_json)
+    _execute(Job(p, inputs, [str(target)], live=False), as_json)
 
 
 def live(
     script: ScriptOpt = None,
     audio: AudioOpt = None,
-    url: Annotated[Optional[str], typer.Option("--url", "-u", metavar="URL", help=f"Where to push: rtmp://, rtmps:// or srt://. Write the key as ${{VAR}} (single quotes) to keep it out of shell history. Default: ${URL_ENV}, then the preset's live.url.")] = None,
+    url: Annotated[Optional[list[str]], typer.Option("--url", "-u", metavar="URL", help=f"Where to push: rtmp://, rtmps:// or srt://. Repeat to push to several at once (one that fails is retried without stopping the others). Write the key as ${{VAR}} (single quotes) to keep it out of shell history. Default: ${URL_ENV}, then the preset's live.url.")] = None,
+    record: Annotated[Optional[Path], typer.Option("--record", "-r", metavar="FILE", help="Also record what goes on air (.mkv or .flv survive a crash best; .mp4 works). After a reconnect, recording goes on in FILE-2, FILE-3, ...")] = None,
     preset: PresetOpt = presets_mod.DEFAULT_PRESET,
     sets: SetOpt = None,
     tts: TtsOpt = None,
     avatar: AvatarOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Broadcast a script or recordings live, in real time, to an RTMP or SRT server.
+    """Broadcast a script or recordings live, in real time, to RTMP or SRT servers.
 
-    The key part of the URL (last path segment, query) is never printed.
+    Between sentences, and while waiting for more text on standard input, the avatar idles and silence plays: the stream stays up. When the server drops or stalls, linly-push reconnects with backoff (the preset's reconnect settings) and resumes at the start of the sentence that was cut.
+
+    The key part of a URL (last path segment, query) is never printed. SIGINT or SIGTERM end the broadcast cleanly; a second signal stops at once.
 
     \b
     Examples:
       linly-push live --preset local-test --script talk.txt
       export STREAM_KEY=...
       linly-push live --preset hd --script talk.txt \\
-          --url 'rtmp://ingest.example/app/${STREAM_KEY}'
-      echo "Breaking news." | linly-push live --script - --json \\
+          --url 'rtmp://ingest.example/app/${STREAM_KEY}' --record show.mkv
+      tail -f news.txt | linly-push live --script - --json \\
           --url rtmp://127.0.0.1/live/test
     """
     p = _preset(preset, sets, tts, avatar)
-    raw = url or os.environ.get(URL_ENV) or p.live.url
+    raw = url or [u for u in (os.environ.get(URL_ENV) or p.live.url,) if u]
     if not raw:
         raise UsageError(f"no destination: give --url, set {URL_ENV}, or use a preset with a live.url (e.g. --preset local-test)")
-    secrets = urls.env_values(raw)
+    secrets = [v for r in raw for v in urls.env_values(r)]
     with urls.redacting(secrets):
-        target = urls.expand(raw)
-        secrets += urls.secrets_of(target)
-        if urls.kind(target) == "file":
-            raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target!r}; use 'linly-push render' for files")
-        inputs = gather(script, audio or [], p.speech.max_sentence_chars)
-        _execute(Job(p, inputs, target, live=True, secrets=secrets), as_json)
+        targets = [urls.expand(r) for r in raw]
+        for target in targets:
+            secrets += urls.secrets_of(target)
+            if urls.kind(target) == "file":
+                raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target!r}; use --record FILE to keep a copy")
+        if record is not None:
+            if record.suffix.lower() not in {".mp4", ".mov", ".mkv", ".flv", ".ts", ".m4v"}:
+                raise UsageError(f"cannot tell the container from {record.name!r}; use .mkv, .flv, .ts, .mp4 or .mov")
+            if not record.parent.is_dir():
+                raise OutputError(f"cannot record to {record}: folder {record.parent} does not exist")
+        inputs = gather(script, audio or [], p.speech.max_sentence_chars, streaming=True)
+        job = Job(p, inputs, targets, live=True, record=str(record) if record else None, secrets=secrets)
+        _execute(job, as_json)
 
 
 def _default_output(script: str | None, audio: list[Path]) -> Path:

@@ -1,6 +1,11 @@
 """A third-party plugin package, as a user would write one, for testing discovery and failures."""
 
+import time
+
+from pydantic import Field
+
 from linly_push.backends.base import Avatar, TTSBackend
+from linly_push.backends.espeak import EspeakTTS
 from linly_push.clock import FrameContext
 from linly_push.media import Speech
 
@@ -11,6 +16,23 @@ class CrashingTTS(TTSBackend):
 
     def synthesize(self, text: str, lang: str) -> Speech:
         raise RuntimeError("engine crashed")
+
+
+class SlowEspeakTTS(EspeakTTS):
+    """espeak that takes ``delay`` seconds before each sentence, like a slow neural TTS or a
+    remote one on a bad day: the live stream must keep going (silence, idle avatar) meanwhile."""
+
+    name = "slow-espeak"
+    description = "espeak-ng, sleeping `delay` seconds before each sentence (for starvation tests)"
+
+    class Options(EspeakTTS.Options):
+        delay: float = Field(2.0, ge=0.0)  # seconds slept before each sentence
+
+    options: Options
+
+    def synthesize(self, text: str, lang: str) -> Speech:
+        time.sleep(self.options.delay)
+        return super().synthesize(text, lang)
 
 
 class TornAvatar(Avatar):
