@@ -118,6 +118,7 @@ class Drawer:
         self._low = max(1, round(low_water * video.fps))
         self._history = round(history * audio.sample_rate)
         self._last: bytes | np.ndarray | None = None
+        self._idled = 0  # samples of idle filler since the last segment from TTS
 
     @property
     def live(self) -> bool:
@@ -134,9 +135,17 @@ class Drawer:
                 break
             if item is WAIT:
                 if starving:
-                    yield from self._feed(self._idle())
+                    idle = self._idle()
+                    self._idled += len(idle)
+                    yield from self._feed(idle)
                 continue
-            yield from self._feed(item)  # type: ignore[arg-type]
+            seg: Segment = item  # type: ignore[assignment]
+            if seg.kind == "pause" and self._idled:
+                # Idle silence already stands in for (part of) this pause: don't make new speech wait twice.
+                seg = Segment(seg.audio[self._idled :], "pause")
+            self._idled = 0
+            if len(seg):
+                yield from self._feed(seg)
         yield from self.ticker.finish()
 
     def _idle(self) -> Segment:

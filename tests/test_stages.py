@@ -1,5 +1,6 @@
 """The drawer keeps a live stream fed: idle frames while TTS is slow, repeated frames when late."""
 
+import itertools
 import threading
 import time
 
@@ -75,3 +76,28 @@ def test_shows_the_last_frame_again_instead_of_drawing_late_ones():
     assert avatar.calls == 10 and counters.repeated == 15
     assert all(int(t.frame[0]) == 9 for t in ticks[10:])  # frame 9 shown again
     assert spoken.get() is END
+
+
+def test_a_pause_after_idling_is_not_waited_twice():
+    release = threading.Event()
+    pause = Segment(np.zeros((2400, 1), np.int16), "pause")  # 0.3 s at 8 kHz
+    speech = Segment(np.full((800, 1), 1000, np.int16), "speech", text="hi", sentence=1)
+
+    def tts():
+        release.wait(5)
+        yield pause
+        yield speech
+
+    spoken = Ahead(tts, 2, "tts")
+    counters = Counters()
+    drawer = Drawer(VIDEO, AUDIO, Numbered(), spoken, [], Pacer(VIDEO.fps), counters, low_water=0.2)
+    stream = drawer.ticks()
+    ticks = list(itertools.islice(stream, 5))  # 0.2 s of idle filler while TTS is silent
+    for t in ticks:
+        counters.sent = t.index + 1
+    release.set()
+    ticks += stream
+    first_sound = int(np.flatnonzero(np.concatenate([t.audio[:, 0] for t in ticks]))[0])
+    # Idle and pause overlap: speech starts once the longer of the two has passed, not after both.
+    assert 2400 <= first_sound < 5 * 320 + 2400
+    spoken.stop()
