@@ -24,6 +24,7 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from live_cpu import children_of  # noqa: E402
 from render_speed import LINES  # noqa: E402
 
 GOAL_MB = 20.0  # growth from the 10 % mark to the end that still counts as flat
@@ -50,16 +51,6 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         pass
     return None
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from rich.console import Console
 from .. import presets as presets_mod
 from .. import urls
 from ..errors import Interrupted, OutputError, Terminated, UsageError
+from ..ffmpeg import FILE_FORMATS
 from ..pipeline import Job, run
 from .display import JsonDisplay, RichDisplay
 from .inputs import gather
@@ -121,10 +122,7 @@ def render(
     target = output or _default_output(script, audio or [])
     if target.is_dir():
         target = target / _default_output(script, audio or [])
-    if target.suffix.lower() not in {".mp4", ".mov", ".mkv", ".flv", ".ts", ".m4v"}:
-        raise UsageError(f"cannot tell the container from {target.name!r}; use .mp4, .mkv, .mov, .flv or .ts")
-    if not target.parent.is_dir():
-        raise OutputError(f"cannot write {target}: folder {target.parent} does not exist")
+    _check_file(target, "write")
     _execute(Job(p, inputs, [str(target)], live=False), as_json)
 
 
@@ -166,13 +164,18 @@ def live(
             if urls.kind(target) == "file":
                 raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target!r}; use --record FILE to keep a copy")
         if record is not None:
-            if record.suffix.lower() not in {".mp4", ".mov", ".mkv", ".flv", ".ts", ".m4v"}:
-                raise UsageError(f"cannot tell the container from {record.name!r}; use .mkv, .flv, .ts, .mp4 or .mov")
-            if not record.parent.is_dir():
-                raise OutputError(f"cannot record to {record}: folder {record.parent} does not exist")
+            _check_file(record, "record to")
         inputs = gather(script, audio or [], p.speech.max_sentence_chars, streaming=True)
         job = Job(p, inputs, targets, live=True, record=str(record) if record else None, secrets=secrets)
         _execute(job, as_json)
+
+
+def _check_file(path: Path, verb: str) -> None:
+    """A file output ffmpeg can write: a container it knows, in a folder that exists."""
+    if path.suffix.lower() not in FILE_FORMATS:
+        raise UsageError(f"cannot tell the container from {path.name!r}; use one of {', '.join(FILE_FORMATS)}")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot {verb} {path}: folder {path.parent} does not exist")
 
 
 def _default_output(script: str | None, audio: list[Path]) -> Path:
