@@ -33,6 +33,12 @@ class OutputError(LinlyPushError):
     exit_code = 5
 
 
+class CheckFailed(LinlyPushError):
+    """A stream or file did not meet what was expected of it (``probe --expect``)."""
+
+    exit_code = 6
+
+
 class Interrupted(LinlyPushError):
     """The user stopped the run (Ctrl-C, SIGINT)."""
 
@@ -51,6 +57,7 @@ EXIT_CODES = {
     InputError.exit_code: "bad input: script or audio missing, unreadable, empty, undecodable, not UTF-8",
     BackendError.exit_code: "a TTS or avatar backend failed",
     OutputError.exit_code: "output failed: ffmpeg error, server unreachable, output folder missing",
+    CheckFailed.exit_code: "check failed: a probed stream or file does not match what --expect asked for",
     Interrupted.exit_code: "interrupted (Ctrl-C, SIGINT)",
     Terminated.exit_code: "terminated (SIGTERM)",
 }

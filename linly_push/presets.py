@@ -76,6 +76,10 @@ class AudioSettings(_Table):
     bitrate: str = "128k"
     # ffmpeg's AAC search: "fast" costs a third of "twoloop" on speech, which matters on 2 cores.
     aac_coder: Literal["fast", "twoloop"] = "fast"
+    # Speech and recordings are brought to this integrated loudness (EBU R128 / ITU-R BS.1770),
+    # so every voice and file plays at one level; "off" keeps levels as they are.
+    loudness: float | Literal["off"] = -16.0  # LUFS
+    true_peak: float = Field(-1.0, ge=-9, le=0)  # dBTP ceiling after normalisation
 
     @field_validator("sample_rate")
     @classmethod
@@ -91,6 +95,15 @@ class AudioSettings(_Table):
         if not _RATE.match(v):
             raise ValueError(f"{v!r} is not a bit rate like 128k")
         return v
+
+    @field_validator("loudness", mode="before")
+    @classmethod
+    def _loudness(cls, v: Any) -> float | str:
+        if v == "off":
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not -40 <= v <= -5:
+            raise ValueError(f"expected a target in LUFS from -40 to -5 (e.g. -16), or off; got {v!r}")
+        return float(v)
 
 
 class SpeechSettings(_Table):
@@ -115,6 +128,15 @@ class ReconnectSettings(_Table):
     healthy_after: float = Field(10.0, gt=0, le=3600)  # on air this long resets the backoff
 
 
+class CaptionSettings(_Table):
+    """[captions]: text burned into the picture, and a WebVTT file beside a rendered file."""
+
+    burn: Literal["off", "sentence", "words"] = "off"  # words: each word appears as it is spoken
+    vtt: bool = True  # render: write FILE.vtt beside the video
+    font: str | None = None  # a .ttf/.otf/.ttc file; default: a bundled font that covers Chinese
+    size: float = Field(0.055, ge=0.02, le=0.2)  # text height, as a fraction of the frame height
+
+
 class BackendChoice(BaseModel):
     """[tts] or [avatar]: ``backend`` picks one; the other keys are that backend's options."""
 
@@ -134,6 +156,7 @@ class Preset(_Table):
     speech: SpeechSettings = SpeechSettings()
     live: LiveSettings = LiveSettings()
     reconnect: ReconnectSettings = ReconnectSettings()
+    captions: CaptionSettings = CaptionSettings()
     tts: BackendChoice = BackendChoice(backend="espeak")
     avatar: BackendChoice = BackendChoice(backend="cartoon")
 
