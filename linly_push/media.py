@@ -79,6 +79,7 @@ class Segment:
     words: list[Mark] = field(default_factory=list)
     alphabet: Alphabet = "espeak"
     source: str | None = None  # file name, for audio segments
+    avatar: str | None = None  # which of the job's avatars draws it (a rundown's cast); None: the preset's
 
     def __len__(self) -> int:
         return int(self.audio.shape[0])

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from . import audio as audio_io
@@ -25,20 +26,13 @@ from .errors import BackendError, Interrupted, LinlyPushError, OutputError
 from .events import Event, Listener, ignore
 from .ffmpeg import FFmpegSink, find_ffmpeg
 from .media import AudioFormat, Segment, VideoFormat, silence
+from .presets import BackendChoice, Preset
+from .program import AudioFile, Cast, Input, Rest, casts, choice_key, repeat, voices
 from .reconnect import Backoff, resume_point
-from .stages import Ahead, Counters, Drawer
-from .presets import Preset
 from .script import Pause, Sentence, detect_lang
+from .stages import Ahead, Counters, Drawer
 
-@dataclass(frozen=True)
-class AudioFile:
-    """A recorded file to play, already probed."""
-
-    info: audio_io.AudioInfo
-
-
-Input = Sentence | Pause | AudioFile
-
+__all__ = ["AudioFile", "Input", "Job", "Summary", "run", "segments"]
 
 @dataclass
 class Summary:
@@ -63,6 +57,10 @@ class Job:
     live: bool
     record: str | None = None  # live: also keep a recording here
     secrets: list[str] = field(default_factory=list)  # strings never to show (stream keys, URLs)
+    loop: bool = False  # play the inputs (a list) over and over
+    duration: float | None = None  # end after this many seconds of media
+    start_at: datetime | None = None  # live: go on air then (minus warmup)
+    warmup: float | None = None  # seconds of idle before the first segment, instead of speech.lead_in
 
     @property
     def video(self) -> VideoFormat:
@@ -76,14 +74,29 @@ class Job:
 
     @property
     def sentences(self) -> int | None:
-        """How many sentences the script has; None while it is still arriving."""
-        if not isinstance(self.inputs, (list, tuple)):
+        """How many sentences the script has; None while it is still arriving, or looping."""
+        if self.loop or not isinstance(self.inputs, (list, tuple)):
             return None
         return sum(isinstance(i, Sentence) for i in self.inputs)
 
     @property
     def speaks(self) -> bool:
-        return self.sentences is None or self.sentences > 0
+        if not isinstance(self.inputs, (list, tuple)):
+            return True
+        return any(isinstance(i, Sentence) for i in self.inputs)
+
+    @property
+    def lead_in(self) -> float:
+        return self.preset.speech.lead_in if self.warmup is None else self.warmup
+
+    def items(self) -> Iterator[Input]:
+        if self.loop:
+            assert isinstance(self.inputs, (list, tuple)), "only a finished program can loop"
+            return repeat(self.inputs)
+        return iter(self.inputs)
+
+    def casts(self) -> list[Cast]:
+        return casts(self.inputs) if isinstance(self.inputs, (list, tuple)) else []
 
     def destinations(self, attempt: int) -> list[str]:
         """ffmpeg's outputs for the ``attempt``-th connection: a retry records into a new file."""
@@ -97,15 +110,15 @@ class Job:
         return " | ".join(urls.mask(o) for o in self.outputs)
 
 
-def make_tts(preset: Preset) -> TTSBackend:
-    cls = registry.get("tts", preset.tts.backend)
-    opts = registry.options(cls, preset.tts.options)
+def make_tts(choice: BackendChoice) -> TTSBackend:
+    cls = registry.get("tts", choice.backend)
+    opts = registry.options(cls, choice.options)
     return _construct(cls, opts)  # type: ignore[return-value]
 
 
-def make_avatar(preset: Preset, video: VideoFormat) -> Avatar:
-    cls = registry.get("avatar", preset.avatar.backend)
-    opts = registry.options(cls, preset.avatar.options)
+def make_avatar(choice: BackendChoice, video: VideoFormat) -> Avatar:
+    cls = registry.get("avatar", choice.backend)
+    opts = registry.options(cls, choice.options)
     return _construct(cls, video, opts)  # type: ignore[return-value]
 
 
@@ -118,36 +131,79 @@ def _construct(cls: type, *args: object) -> object:
         raise BackendError(f"{cls.name}: could not start: {exc}") from exc
 
 
-def segments(job: Job, tts: TTSBackend | None) -> Iterator[Segment]:
+@dataclass
+class Backends:
+    """Every TTS and avatar a job uses, by choice key (``program.choice_key``), started before
+    anything goes on air so a bad choice fails at once; equal choices share one backend."""
+
+    tts: dict[str, TTSBackend]
+    avatars: dict[str, Avatar]
+    default_tts: str
+    default_avatar: str
+
+    @classmethod
+    def start(cls, job: Job, held: contextlib.ExitStack) -> Backends:
+        """Start them; ``held`` closes them once the threads using them have stopped."""
+        preset = job.preset
+        tts: dict[str, TTSBackend] = {}
+        avatars: dict[str, Avatar] = {}
+        for choice in voices(job.inputs, preset.tts) if job.speaks else []:
+            if choice_key(choice) not in tts:
+                tts[choice_key(choice)] = backend = make_tts(choice)
+                held.callback(backend.close)
+        for choice in [preset.avatar, *(c.avatar for c in job.casts())]:
+            if choice_key(choice) not in avatars:
+                avatars[choice_key(choice)] = avatar = make_avatar(choice, job.video)
+                held.callback(avatar.close)
+        return cls(tts, avatars, choice_key(preset.tts), choice_key(preset.avatar))
+
+    @property
+    def avatar(self) -> Avatar:
+        return self.avatars[self.default_avatar]
+
+
+def segments(job: Job, backends: Backends) -> Iterator[Segment]:
     """Everything the stream will say, in order, pauses included. ``job.inputs`` may be a
     stream (a script piped in while on air): nothing here looks ahead."""
     fmt, sp = job.audio, job.preset.speech
+    look: str | None = None  # the avatar key segments carry once a rundown names one
+    voice = backends.default_tts
 
     def pause(seconds: float) -> Segment:
         return Segment(silence(round(seconds * fmt.sample_rate), fmt), "pause")
 
-    yield pause(sp.lead_in)
+    def stamped(seg: Segment) -> Segment:
+        seg.avatar = look
+        return seg
+
+    yield pause(job.lead_in)
     number = 0
     previous: Input | None = None
-    for item in job.inputs:
+    for item in job.items():
+        if isinstance(item, Cast):
+            voice, look = choice_key(item.tts), choice_key(item.avatar)
+            continue
         if isinstance(item, Pause):
-            yield pause(sp.paragraph_pause)
+            yield stamped(pause(sp.paragraph_pause))
+        elif isinstance(item, Rest):
+            yield stamped(pause(item.seconds))
         elif isinstance(item, Sentence):
-            assert tts is not None
             number += 1
             if isinstance(previous, Sentence):
-                yield pause(sp.sentence_pause)
+                yield stamped(pause(sp.sentence_pause))
+            tts = backends.tts[voice]
             try:
                 speech = tts.synthesize(item.text, item.lang or detect_lang(item.text))
             except LinlyPushError:
                 raise
             except Exception as exc:
                 raise BackendError(f"{tts.name}: failed on sentence {number}: {exc}") from exc
-            yield audio_io.speech_segment(speech, fmt, item.text, number)
+            yield stamped(audio_io.speech_segment(speech, fmt, item.text, number))
         else:
-            yield from audio_io.file_segments(item.info, fmt)
+            for seg in audio_io.file_segments(item.info, fmt):
+                yield stamped(seg)
         previous = item
-    yield pause(sp.tail)
+    yield stamped(pause(sp.tail))
 
 
 def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = None) -> Summary:
@@ -155,14 +211,27 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
 
     Setting ``stop`` ends the run cleanly (EOF to ffmpeg, trailer written) with Interrupted.
     """
+    stop = stop or threading.Event()
     with contextlib.ExitStack() as held:  # backends are closed only after the threads using them stop
-        tts = make_tts(job.preset) if job.speaks else None
-        if tts is not None:
-            held.callback(tts.close)
-        avatar = make_avatar(job.preset, job.video)
-        held.callback(avatar.close)
+        backends = Backends.start(job, held)
         binary = find_ffmpeg()
-        return _Broadcast(job, tts, avatar, binary.path, on_event, stop or threading.Event()).run(binary.version)
+        if job.start_at is not None:
+            _wait_until(job, on_event, stop)
+        return _Broadcast(job, backends, binary.path, on_event, stop).run(binary.version)
+
+
+def _wait_until(job: Job, on_event: Listener, stop: threading.Event) -> None:
+    """Sleep until the job's start time less its warmup, on the wall clock (which NTP may step,
+    so it is read again every second)."""
+    assert job.start_at is not None
+    on_air = job.start_at.timestamp() - (job.warmup or 0.0)
+    on_event(Event("waiting", {
+        "start": job.start_at.isoformat(timespec="seconds"), "warmup": job.warmup or 0.0,
+        "seconds": round(max(0.0, on_air - time.time()), 3),
+    }))
+    while (left := on_air - time.time()) > 0:
+        if stop.wait(min(left, 1.0)):
+            raise Interrupted("stopped while waiting to go on air; nothing was sent")
 
 
 STALL_SECONDS = 10.0  # live: no progress from ffmpeg this long counts as a lost connection
@@ -174,16 +243,15 @@ class _Stopped(Exception):
 
 
 class _Broadcast:
-    def __init__(
-        self, job: Job, tts: TTSBackend | None, avatar: Avatar, ffmpeg: str, on_event: Listener, stop: threading.Event
-    ) -> None:
-        self.job, self.tts, self.avatar, self.ffmpeg, self.emit, self.stop = job, tts, avatar, ffmpeg, on_event, stop
+    def __init__(self, job: Job, backends: Backends, ffmpeg: str, on_event: Listener, stop: threading.Event) -> None:
+        self.job, self.backends, self.ffmpeg, self.emit, self.stop = job, backends, ffmpeg, on_event, stop
         self.video, self.fmt = job.video, job.audio
         self.frames = 0  # sent over all connections
         self.said: set[int] = set()  # sentence numbers that went on air (a repeat counts once)
         self.sentence: tuple[int | None, str | None] = (None, None)  # on air now
         self.reconnects = 0
         self.repeated = 0
+        self.limit = round(job.duration * job.video.fps) if job.duration else float("inf")  # frames
         self.t0 = time.monotonic()
 
     def run(self, ffmpeg_version: str) -> Summary:
@@ -191,11 +259,11 @@ class _Broadcast:
         self.emit(Event("started", {
             "output": job.masked(), "live": job.live, "preset": job.preset.name,
             "video": f"{video.width}x{video.height}@{video.fps}", "audio": f"{fmt.sample_rate}Hz/{fmt.channels}ch",
-            "tts": job.preset.tts.backend if self.tts else None, "avatar": job.preset.avatar.backend,
+            "tts": job.preset.tts.backend if self.backends.tts else None, "avatar": job.preset.avatar.backend,
             "sentences": job.sentences, "ffmpeg": ffmpeg_version,
             "record": urls.mask(job.record) if job.record else None,
         }))
-        spoken: Ahead[Segment] = Ahead(lambda: segments(job, self.tts), 2, "tts")
+        spoken: Ahead[Segment] = Ahead(lambda: segments(job, self.backends), 2, "tts")
         backoff = Backoff(job.preset.reconnect)
         replay: list[Segment] = []
         attempt = 0
@@ -241,7 +309,9 @@ class _Broadcast:
         job, video, preset = self.job, self.video, self.job.preset
         counters = Counters()
         pacer = Pacer(video.fps) if job.live else None
-        drawer = Drawer(video, self.fmt, self.avatar, spoken, replay, pacer, counters)
+        drawer = Drawer(
+            video, self.fmt, self.backends.avatar, spoken, replay, pacer, counters, avatars=self.backends.avatars
+        )
         sink = FFmpegSink(preset.video, preset.audio, job.destinations(attempt), ffmpeg=self.ffmpeg, secrets=job.secrets)
         base = self.frames  # frames on air before this connection
         ahead = round(preset.live.buffer * video.fps) if job.live else 2 * video.fps
@@ -277,6 +347,9 @@ class _Broadcast:
                     self.emit(self._status(fps, drawn.depth(), sink, counters))
                     if job.live and now - max(sink.last_progress, started) > STALL_SECONDS:
                         raise OutputError(f"no progress for {STALL_SECONDS:g} s: the server stopped taking the stream")
+                if self.frames >= self.limit:
+                    _halt(drawn)  # --duration reached: end here, as if the script had ended
+                    break
             sink.close()
             self.repeated += counters.repeated
             return None

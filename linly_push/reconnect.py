@@ -79,7 +79,7 @@ def _from_last_pause(fed: list[Placed], cut: int, rate: int) -> list[Segment]:
     if pause is None:
         return [blocks[-1].segment]
     seg = blocks[0].segment
-    return [Segment(audio[pause:], "audio", source=seg.source)]
+    return [Segment(audio[pause:], "audio", source=seg.source, avatar=seg.avatar)]
 
 
 def last_pause(level: np.ndarray, before: int, rate: int) -> int | None:

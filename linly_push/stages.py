@@ -7,7 +7,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -109,9 +109,13 @@ class Drawer:
         counters: Counters,
         low_water: float = 0.3,
         history: float = 30.0,
+        avatars: Mapping[str, Avatar] | None = None,
     ) -> None:
         self.video, self.audio = video, audio
         self.avatar, self.spoken, self.pacer, self.counters = avatar, spoken, pacer, counters
+        # A rundown's other avatars, by the key its segments carry; unkeyed segments (idle
+        # filler) keep whichever avatar is on screen.
+        self.avatars = dict(avatars or {})
         self.replay = deque(replay)  # what a lost connection left to send again, not yet placed
         self.ticker = Ticker(video, audio, self._draw)
         self.fed: list[Placed] = []  # what this clock has placed, recent first-to-last, for resuming
@@ -142,7 +146,7 @@ class Drawer:
             seg: Segment = item  # type: ignore[assignment]
             if seg.kind == "pause" and self._idled:
                 # Idle silence already stands in for (part of) this pause: don't make new speech wait twice.
-                seg = Segment(seg.audio[self._idled :], "pause")
+                seg = Segment(seg.audio[self._idled :], "pause", avatar=seg.avatar)
             self._idled = 0
             if len(seg):
                 yield from self._feed(seg)
@@ -168,6 +172,9 @@ class Drawer:
         if self.pacer is not None and self._last is not None and self.pacer.lateness(ctx.index) > 1 / self.video.fps:
             self.counters.repeated += 1
             return self._last
+        placed = ctx.placed
+        if placed is not None and placed.segment.avatar is not None:
+            self.avatar = self.avatars.get(placed.segment.avatar, self.avatar)
         try:
             frame = self.avatar.draw(ctx)
         except LinlyPushError:

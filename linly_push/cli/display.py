@@ -39,6 +39,10 @@ class RichDisplay:
         if handler is not None:
             handler(event.data)
 
+    def _on_waiting(self, d: dict) -> None:
+        warm = f" (on air {d['warmup']:g}s earlier, idling)" if d["warmup"] else ""
+        self.console.print(f"[bold]Waiting[/] until {escape(d['start'])}{warm}: {_clock(d['seconds'])} to go. Ctrl-C cancels.")
+
     def _on_started(self, d: dict) -> None:
         self.live = d["live"]
         self.sentence = (0, d["sentences"] or 0)

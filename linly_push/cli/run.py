@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -12,12 +14,14 @@ import typer
 from rich.console import Console
 
 from .. import presets as presets_mod
+from .. import rundown as rundown_mod
 from .. import urls
 from ..errors import Interrupted, OutputError, Terminated, UsageError
 from ..ffmpeg import FILE_FORMATS
-from ..pipeline import Job, run
+from ..pipeline import Input, Job, run
+from ..schedule import parse_duration, parse_start
 from .display import JsonDisplay, RichDisplay
-from .inputs import gather
+from .inputs import gather, read_script
 
 URL_ENV = "LINLY_PUSH_URL"
 
@@ -40,6 +44,15 @@ SetOpt = Annotated[
 TtsOpt = Annotated[Optional[str], typer.Option("--tts", metavar="NAME", help="TTS backend (default espeak). See 'linly-push backends'.")]
 AvatarOpt = Annotated[Optional[str], typer.Option("--avatar", metavar="NAME", help="Avatar backend: cartoon (default) or testcard.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line (events) on stdout instead of progress.")]
+RundownOpt = Annotated[
+    Optional[Path],
+    typer.Option("--rundown", metavar="FILE", help="A show in TOML: [[segment]] tables of script, script_file, audio or pause, each with optional tts, avatar and voice. Played as one continuous stream. See README 'Rundowns'."),
+]
+LoopOpt = Annotated[bool, typer.Option("--loop", help="Play the script, recordings or rundown over and over (a paragraph pause between rounds).")]
+DurationOpt = Annotated[
+    Optional[str],
+    typer.Option("--duration", metavar="LENGTH", help="End after this much media time, e.g. 90, 45m, 1h30m, 1:30:00 (cuts mid-sentence if need be)."),
+]
 
 
 def _preset(preset: str, sets: list[str] | None, tts: str | None, avatar: str | None, extra: list[tuple[str, Any]] = ()) -> presets_mod.Preset:
@@ -101,14 +114,17 @@ def _execute(job: Job, as_json: bool) -> None:
 def render(
     script: ScriptOpt = None,
     audio: AudioOpt = None,
+    rundown: RundownOpt = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="File to write (replaced if it exists); the container follows the extension: .mp4, .mov, .mkv, .flv, .ts. A folder gets the default name inside it. Default: the script's (or first recording's) name with .mp4, in the current folder; linly-push.mp4 for standard input.")] = None,
     preset: PresetOpt = presets_mod.DEFAULT_PRESET,
     sets: SetOpt = None,
     tts: TtsOpt = None,
     avatar: AvatarOpt = None,
+    loop: LoopOpt = False,
+    duration: DurationOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Render a script or recordings to a video file, as fast as the machine allows.
+    """Render a script, recordings or a rundown to a video file, as fast as the machine allows.
 
     \b
     Examples:
@@ -116,28 +132,39 @@ def render(
       linly-push render --audio intro.wav --audio part2.flac -o show.mp4
       echo "Hello there." | linly-push render --script - -o hello.mp4
       linly-push render --script talk.txt --avatar testcard -o sync-check.mp4
+      linly-push render --rundown show.toml -o show.mp4
+      linly-push render --script loop.txt --loop --duration 10m -o ten-minutes.mp4
     """
+    if loop and duration is None:
+        raise UsageError("render --loop needs --duration (a file cannot be endless), e.g. --duration 10m")
+    length = parse_duration(duration) if duration is not None else None
     p = _preset(preset, sets, tts, avatar)
-    inputs = gather(script, audio or [], p.speech.max_sentence_chars)
-    target = output or _default_output(script, audio or [])
+    inputs = _inputs(p, script, audio, rundown, streaming=False)
+    default = _default_output(rundown.name if rundown else script, audio or [])
+    target = output or default
     if target.is_dir():
-        target = target / _default_output(script, audio or [])
+        target = target / default
     _check_file(target, "write")
-    _execute(Job(p, inputs, [str(target)], live=False), as_json)
+    _execute(Job(p, inputs, [str(target)], live=False, loop=loop, duration=length), as_json)
 
 
 def live(
     script: ScriptOpt = None,
     audio: AudioOpt = None,
+    rundown: RundownOpt = None,
     url: Annotated[Optional[list[str]], typer.Option("--url", "-u", metavar="URL", help=f"Where to push: rtmp://, rtmps:// or srt://. Repeat to push to several at once (one that fails is retried without stopping the others). Write the key as ${{VAR}} (single quotes) to keep it out of shell history. Default: ${URL_ENV}, then the preset's live.url.")] = None,
     record: Annotated[Optional[Path], typer.Option("--record", "-r", metavar="FILE", help="Also record what goes on air (.mkv or .flv survive a crash best; .mp4 works). After a reconnect, recording goes on in FILE-2, FILE-3, ...")] = None,
     preset: PresetOpt = presets_mod.DEFAULT_PRESET,
     sets: SetOpt = None,
     tts: TtsOpt = None,
     avatar: AvatarOpt = None,
+    at: Annotated[Optional[str], typer.Option("--at", metavar="TIME", help="Wait, then go on air: 20:00 (today, local time), 2026-12-01T20:00 or 2026-12-01T20:00+08:00. Everything is loaded and checked first, so errors show at once.")] = None,
+    warmup: Annotated[Optional[float], typer.Option("--warmup", metavar="SECONDS", min=0, max=3600, help="Go on air this long before the first segment, idling: with --at, the stream is up at TIME minus SECONDS and the show starts at TIME.")] = None,
+    loop: LoopOpt = False,
+    duration: DurationOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Broadcast a script or recordings live, in real time, to RTMP or SRT servers.
+    """Broadcast a script, recordings or a rundown live, in real time, to RTMP or SRT servers.
 
     Between sentences, and while waiting for more text on standard input, the avatar idles and silence plays: the stream stays up. When the server drops or stalls, linly-push reconnects with backoff (the preset's reconnect settings) and resumes at the start of the sentence that was cut.
 
@@ -151,7 +178,13 @@ def live(
           --url 'rtmp://ingest.example/app/${STREAM_KEY}' --record show.mkv
       tail -f news.txt | linly-push live --script - --json \\
           --url rtmp://127.0.0.1/live/test
+      linly-push live --rundown show.toml --at 20:00 --warmup 60 --preset hd
+      linly-push live --script promo.txt --loop --duration 2h
     """
+    start = parse_start(at, datetime.now().astimezone()) if at is not None else None
+    length = parse_duration(duration) if duration is not None else None
+    if loop and script == "-":
+        raise UsageError("--loop repeats a finished script; it cannot repeat standard input")
     p = _preset(preset, sets, tts, avatar)
     raw = url or [u for u in (os.environ.get(URL_ENV) or p.live.url,) if u]
     if not raw:
@@ -165,9 +198,22 @@ def live(
                 raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target!r}; use --record FILE to keep a copy")
         if record is not None:
             _check_file(record, "record to")
-        inputs = gather(script, audio or [], p.speech.max_sentence_chars, streaming=True)
-        job = Job(p, inputs, targets, live=True, record=str(record) if record else None, secrets=secrets)
+        inputs = _inputs(p, script, audio, rundown, streaming=True)
+        job = Job(
+            p, inputs, targets, live=True, record=str(record) if record else None, secrets=secrets,
+            loop=loop, duration=length, start_at=start, warmup=warmup,
+        )
         _execute(job, as_json)
+
+
+def _inputs(
+    p: presets_mod.Preset, script: str | None, audio: list[Path] | None, rundown: Path | None, streaming: bool
+) -> Iterable[Input]:
+    if rundown is not None:
+        if script is not None or audio:
+            raise UsageError("give one of --script, --audio or --rundown")
+        return rundown_mod.load(rundown, p, lambda path: read_script(str(path)))
+    return gather(script, audio or [], p.speech.max_sentence_chars, streaming=streaming)
 
 
 def _check_file(path: Path, verb: str) -> None:

@@ -1,0 +1,218 @@
+"""Rundowns, --loop, --duration and --at: scheduled shows as one continuous stream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from cli_run import linly, text
+from linly_push import presets
+from linly_push.errors import InputError, UsageError
+from linly_push.program import AudioFile, Cast, Rest
+from linly_push.rundown import load
+from linly_push.script import Pause, Sentence
+from media_probe import probe
+
+FAST = ["--preset", "local-test", "--set", "video.width=320", "--set", "video.height=180"]
+TONE_HZ = 1000
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _show(folder: Path, body: str) -> Path:
+    sf.write(folder / "tone.wav", 0.3 * np.sin(2 * np.pi * TONE_HZ * np.arange(22050) / 22050), 22050)  # 1 s
+    (folder / "more.txt").write_text("The end. Thank you.", encoding="utf-8")
+    path = folder / "show.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+MIXED = """
+title = "Evening show"
+[[segment]]
+script = "Good evening. This is part one."
+[[segment]]
+pause = 1.5
+[[segment]]
+script = "Now with another look."
+voice = "en-gb"
+avatar = "testcard"
+[[segment]]
+audio = "tone.wav"
+[[segment]]
+script_file = "more.txt"
+"""
+
+
+def test_a_rundown_becomes_one_program_with_a_cast_per_segment(tmp_path):
+    program = load(_show(tmp_path, MIXED), presets.load("local-test"), _read)
+    kinds = [type(i).__name__ for i in program]
+    assert kinds == ["Cast", "Sentence", "Sentence", "Cast", "Rest", "Cast", "Sentence", "Cast", "AudioFile",
+                     "Cast", "Sentence", "Sentence"]
+    casts = [i for i in program if isinstance(i, Cast)]
+    assert casts[0].tts.backend == "espeak" and casts[0].avatar.backend == "cartoon"
+    assert casts[2].tts.options == {"voice": "en-gb"} and casts[2].avatar.backend == "testcard"
+    assert casts[3] == casts[0]  # overrides hold for their own segment only
+    assert next(i for i in program if isinstance(i, Rest)).seconds == 1.5
+    assert next(i for i in program if isinstance(i, AudioFile)).info.path == tmp_path / "tone.wav"
+    assert [i.text for i in program if isinstance(i, Sentence)][-2:] == ["The end.", "Thank you."]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("[[segment]]\nscript = 'Hi.'\npause = 2", r"segment 1: needs exactly one of .* \(got script and pause\)"),
+    ("[[segment]]\nvoice = 'en'", r"segment 1: needs exactly one of .* \(got none\)"),
+    ("[[segment]]\nscript = 'Hi.'\n[[segment]]\nspeech = 'x'", r"segment 2, speech: unknown key"),
+    ("[[segment]]\npause = -1", r"segment 1, pause: "),
+    ("title = 'x'", r"no \[\[segment\]\] tables"),
+    ("[[segment]]\nscript = 'Hi.'\navatar = { image = 'a.jpg' }", r"segment 1, avatar: .*needs a backend key"),
+    ("[[segment\nscript = 'Hi.'", r"invalid rundown"),
+])
+def test_bad_rundowns_are_usage_errors_that_say_where(tmp_path, body, message):
+    with pytest.raises(UsageError, match=message):
+        load(_show(tmp_path, body), presets.load("local-test"), _read)
+
+
+def test_missing_files_in_a_rundown_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="audio file not found: .*nope.wav"):
+        load(_show(tmp_path, "[[segment]]\naudio = 'nope.wav'"), presets.load("local-test"), _read)
+    with pytest.raises(InputError, match="rundown not found"):
+        load(tmp_path / "absent.toml", presets.load("local-test"), _read)
+    with pytest.raises(InputError, match="segment 1 has nothing to say"):
+        load(_show(tmp_path, "[[segment]]\nscript = '...'"), presets.load("local-test"), _read)
+
+
+def _events(stdout: bytes) -> list[dict]:
+    return [json.loads(line) for line in stdout.decode().splitlines()]
+
+
+def _bars(path: Path, at: float) -> float:
+    """How much of the frame at ``at`` s is strongly coloured: high for the test card's bars."""
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-ss", f"{at:.3f}", "-i", str(path), "-frames:v", "1", "-f", "rawvideo",
+         "-pix_fmt", "rgb24", "-"], capture_output=True, check=True, timeout=60).stdout
+    rgb = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(int)
+    return float(np.mean(rgb.max(axis=1) - rgb.min(axis=1) > 150))
+
+
+def _tone(path: Path) -> tuple[float, float]:
+    """Where the 1 kHz test tone plays in the file's audio: (first, last) second."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "8000", "-f", "f32le", "-"],
+                         capture_output=True, check=True, timeout=60).stdout
+    mono = np.frombuffer(raw, np.float32)
+    win = 400  # 50 ms
+    hits = []
+    for i in range(0, len(mono) - win, win):
+        spectrum = np.abs(np.fft.rfft(mono[i : i + win] * np.hanning(win)))
+        peak = int(np.argmax(spectrum))
+        if spectrum[peak] > 5 and abs(peak * 8000 / win - TONE_HZ) <= 20:
+            hits.append(i / 8000)
+    assert hits, "the recording's tone is missing"
+    return hits[0], hits[-1] + win / 8000
+
+
+def test_rundown_renders_in_order_as_one_stream_of_the_right_length(tmp_path):
+    show = _show(tmp_path, MIXED)
+    out = tmp_path / "show.mp4"
+    r = linly("render", "--rundown", str(show), "-o", str(out), "--json", *FAST)
+    assert r.returncode == 0, text(r)
+    events = _events(r.stdout)
+    said = [e for e in events if e["event"] == "sentence"]
+    assert [e["text"] for e in said] == ["Good evening.", "This is part one.", "Now with another look.", "The end.",
+                                         "Thank you."]
+    assert [e["index"] for e in said] == [1, 2, 3, 4, 5] and said[0]["total"] == 5
+    at = [e["at"] for e in said]
+    # The pause segment: at least 1.5 s between part one's end and the next sentence.
+    assert at[2] - at[1] > 1.5 + 0.5
+    # The recording plays after the third sentence and before the script file's.
+    tone = _tone(out)
+    assert at[2] < tone[0] and 0.9 < tone[1] - tone[0] < 1.15
+    assert abs(tone[1] - at[3]) <= 0.06  # the next segment follows at once (50 ms windows)
+    # The override shows on screen for its own segment only.
+    assert _bars(out, at[2] + 0.5) > 0.2
+    assert _bars(out, at[1] + 0.5) < 0.05 and _bars(out, at[4] + 0.3) < 0.05
+    finished = events[-1]
+    p = probe(out)
+    assert abs(float(p.format["duration"]) - finished["seconds"]) < 0.1
+    assert abs(p.video_seconds - p.audio_seconds) < 0.1
+
+
+def test_rundown_with_only_pauses_and_recordings_needs_no_tts(tmp_path):
+    show = _show(tmp_path, "[[segment]]\npause = 0.5\ntts = 'nonexistent'\n[[segment]]\naudio = 'tone.wav'")
+    out = tmp_path / "quiet.mkv"
+    r = linly("render", "--rundown", str(show), "-o", str(out), *FAST)
+    assert r.returncode == 0, text(r)
+    assert 1.5 < float(probe(out).format["duration"]) < 3.0
+
+
+def test_a_rundown_naming_an_unknown_backend_fails_before_anything_is_written(tmp_path):
+    show = _show(tmp_path, "[[segment]]\nscript = 'Hello.'\n[[segment]]\nscript = 'Bye.'\navatar = 'nope'")
+    out = tmp_path / "x.mp4"
+    r = linly("render", "--rundown", str(show), "-o", str(out), *FAST)
+    assert r.returncode == 2 and "unknown avatar backend 'nope'" in text(r) and "Traceback" not in text(r)
+    assert not out.exists()
+    r = linly("render", "--rundown", str(show), "--script", str(tmp_path / "more.txt"), *FAST)
+    assert r.returncode == 2 and "one of --script, --audio or --rundown" in text(r)
+
+
+def test_loop_repeats_until_the_duration(tmp_path):
+    (tmp_path / "short.txt").write_text("One. Two.", encoding="utf-8")
+    out = tmp_path / "looped.mp4"
+    r = linly("render", "--script", str(tmp_path / "short.txt"), "--loop", "--duration", "6", "-o", str(out),
+              "--json", *FAST)
+    assert r.returncode == 0, text(r)
+    said = [e for e in _events(r.stdout) if e["event"] == "sentence"]
+    assert [e["text"] for e in said[:4]] == ["One.", "Two.", "One.", "Two."]
+    assert said[0]["total"] is None and said[3]["index"] == 4
+    p = probe(out)
+    assert abs(float(p.format["duration"]) - 6.0) < 0.1
+    r = linly("render", "--script", str(tmp_path / "short.txt"), "--loop", *FAST)
+    assert r.returncode == 2 and "--loop needs --duration" in text(r)
+
+
+def test_duration_cuts_a_long_script_short(tmp_path):
+    (tmp_path / "long.txt").write_text("This sentence goes on for quite a while. " * 6, encoding="utf-8")
+    out = tmp_path / "cut.mkv"
+    r = linly("render", "--script", str(tmp_path / "long.txt"), "--duration", "2.5", "-o", str(out), *FAST)
+    assert r.returncode == 0, text(r)
+    assert abs(float(probe(out).format["duration"]) - 2.5) < 0.1
+
+
+@pytest.mark.live
+def test_live_waits_for_its_start_time_then_plays_the_rundown_on_one_connection(rtmp_server, tmp_path):
+    show = _show(tmp_path, "[[segment]]\nscript = 'Welcome.'\n[[segment]]\npause = 1\n[[segment]]\naudio = 'tone.wav'")
+    start = time.time() + 8
+    at = time.strftime("%H:%M:%S", time.localtime(start))
+    start = float(int(start))  # --at has whole seconds
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "linly_push", "live", "--rundown", str(show), "--url", rtmp_server.url(),
+         "--at", at, "--warmup", "1", "--json", *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    events = _events(out)
+    assert events[0]["event"] == "waiting" and events[0]["warmup"] == 1.0
+    assert 0.5 < events[0]["seconds"] <= 8.0
+    started = next(e for e in events if e["event"] == "started")
+    # On air at the start time less the warmup, not before; the first sentence a warmup later.
+    assert start - 1.0 - 0.05 <= started["time"] < start - 1.0 + 1.0
+    first = next(e for e in events if e["event"] == "sentence")
+    assert abs(first["at"] - 1.0) < 0.05
+    [recording] = rtmp_server.recordings()  # one connection for the whole show
+    assert abs(float(probe(recording).format["duration"]) - events[-1]["seconds"]) < 0.3
+
+
+def test_start_times_in_the_past_are_refused_before_anything_starts(tmp_path):
+    (tmp_path / "t.txt").write_text("Hi.", encoding="utf-8")
+    past = time.strftime("%H:%M", time.localtime(time.time() - 3600))
+    r = linly("live", "--script", str(tmp_path / "t.txt"), "--url", "rtmp://127.0.0.1:9/live/x", "--at", past)
+    if time.localtime(time.time() - 3600).tm_yday != time.localtime().tm_yday:
+        pytest.skip("an hour ago was yesterday")
+    assert r.returncode == 2 and "ago today" in text(r) and "for tomorrow give --at" in text(r)
