@@ -21,6 +21,7 @@ from . import audio as audio_io
 from . import urls
 from .backends import registry
 from .backends.base import Avatar, TTSBackend
+from .captions import Captioner, Cue, cue_for, webvtt
 from .clock import Pacer, Tick
 from .errors import BackendError, Interrupted, LinlyPushError, OutputError
 from .events import Event, Listener, ignore
@@ -252,6 +253,9 @@ class _Broadcast:
         self.reconnects = 0
         self.repeated = 0
         self.limit = round(job.duration * job.video.fps) if job.duration else float("inf")  # frames
+        captions = job.preset.captions
+        self.captioner = Captioner(self.video, captions) if captions.burn != "off" else None
+        self.cues: list[Cue] | None = [] if captions.vtt and not job.live else None
         self.t0 = time.monotonic()
 
     def run(self, ffmpeg_version: str) -> Summary:
@@ -291,6 +295,7 @@ class _Broadcast:
                     raise Interrupted("stopped while reconnecting")
         finally:
             spoken.stop()
+            vtt = self._write_vtt()  # what was rendered keeps its captions, even when stopped
         summary = Summary(
             job.masked(), self.frames, self.frames / video.fps, len(self.said), time.monotonic() - self.t0,
             self.reconnects, self.repeated,
@@ -298,9 +303,22 @@ class _Broadcast:
         self.emit(Event("finished", {
             "output": summary.output, "frames": summary.frames, "seconds": round(summary.seconds, 3),
             "sentences": summary.sentences, "wall": round(summary.wall, 3), "speed": round(summary.speed, 2),
-            "reconnects": summary.reconnects, "repeated": summary.repeated,
+            "reconnects": summary.reconnects, "repeated": summary.repeated, "vtt": vtt,
         }))
         return summary
+
+    def _write_vtt(self) -> str | None:
+        """Render: the sentences as WebVTT cues in FILE.vtt beside the video; its path."""
+        if self.cues is None or not self.cues:
+            return None
+        end = self.frames / self.video.fps
+        cues = [Cue(c.start, min(c.end, end), c.text) for c in self.cues if c.start < end]
+        path = Path(self.job.outputs[0]).with_suffix(".vtt")
+        try:
+            path.write_text(webvtt(cues), encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write captions {path}: {exc.strerror}") from None
+        return str(path)
 
     def _connection(
         self, attempt: int, spoken: Ahead[Segment], replay: list[Segment]
@@ -310,7 +328,8 @@ class _Broadcast:
         counters = Counters()
         pacer = Pacer(video.fps) if job.live else None
         drawer = Drawer(
-            video, self.fmt, self.backends.avatar, spoken, replay, pacer, counters, avatars=self.backends.avatars
+            video, self.fmt, self.backends.avatar, spoken, replay, pacer, counters,
+            avatars=self.backends.avatars, overlay=self.captioner,
         )
         sink = FFmpegSink(preset.video, preset.audio, job.destinations(attempt), ffmpeg=self.ffmpeg, secrets=job.secrets)
         base = self.frames  # frames on air before this connection
@@ -378,6 +397,8 @@ class _Broadcast:
                 continue
             self.said.add(seg.sentence or 0)
             self.sentence = (seg.sentence, seg.text)
+            if self.cues is not None:
+                self.cues.append(cue_for(seg, placed.start, self.fmt.sample_rate))
             self.emit(Event("sentence", {
                 "index": seg.sentence, "total": self.job.sentences, "text": seg.text,
                 "at": round(base / self.video.fps + placed.start / self.fmt.sample_rate, 3),

@@ -110,12 +110,14 @@ class Drawer:
         low_water: float = 0.3,
         history: float = 30.0,
         avatars: Mapping[str, Avatar] | None = None,
+        overlay: Callable[[bytes | np.ndarray, FrameContext], bytes | np.ndarray] | None = None,
     ) -> None:
         self.video, self.audio = video, audio
         self.avatar, self.spoken, self.pacer, self.counters = avatar, spoken, pacer, counters
         # A rundown's other avatars, by the key its segments carry; unkeyed segments (idle
         # filler) keep whichever avatar is on screen.
         self.avatars = dict(avatars or {})
+        self.overlay = overlay  # burned-in captions
         self.replay = deque(replay)  # what a lost connection left to send again, not yet placed
         self.ticker = Ticker(video, audio, self._draw)
         self.fed: list[Placed] = []  # what this clock has placed, recent first-to-last, for resuming
@@ -185,5 +187,7 @@ class Drawer:
         if size != self.video.frame_bytes:
             v = self.video
             raise BackendError(f"{self.avatar.name}: frame {ctx.index} has {size} bytes; {v.width}x{v.height} yuv420p needs {v.frame_bytes}")
+        if self.overlay is not None:
+            frame = self.overlay(frame, ctx)
         self._last = frame
         return frame

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..captions import find_font, load_font
 from ..clock import FrameContext
 from ..media import VideoFormat
 from ..video import rgb_to_yuv420p, rgb_to_yuv_planes
@@ -186,7 +187,9 @@ class TestcardAvatar(Avatar):
         self._lit = _meter_lit(mw, mh)
 
         self._base = rgb_to_yuv420p(rgb)
-        self._caption_font = ImageFont.load_default(size=max(1, int(0.3 * (h - self._band_top))))
+        # The captions' font (Noto Sans CJK from a wheel): Pillow's own has no Chinese glyphs.
+        file, face = find_font()
+        self._caption_font = load_font(file, face, max(1, int(0.3 * (h - self._band_top))))
         self._captioned = self._base
         self._caption: str | None = None
 
