@@ -80,4 +80,6 @@ def options(cls: type[Backend], values: dict[str, Any]) -> BackendOptions:
         if err["type"] == "extra_forbidden":
             known = ", ".join(cls.Options.model_fields) or "none"
             raise UsageError(f"{cls.name}: unknown option {kind}.{where}; its options are: {known}") from None
+        if err["type"] == "missing":
+            raise UsageError(f"{cls.name} needs {kind}.{where}: pass --set {kind}.{where}=... or set it in the preset") from None
         raise UsageError(f"{cls.name}: bad value for {kind}.{where}: {describe(err)}") from None
