@@ -16,4 +16,4 @@ def need(module: str, extra: str) -> ModuleType:
     except ImportError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"{module} is missing under CI: {exc}")
-        pytest.skip(f"needs pip install -e '.[{extra}]' ({module})")
+        pytest.skip(f"needs pip install -e '.[{extra}]' ({module})", allow_module_level=True)
