@@ -1,11 +1,14 @@
-"""Audio in: recorded files and TTS speech, converted to the stream's rate and layout.
+"""Audio in: recorded files and TTS speech, converted to the stream's rate and layout and
+brought to the loudness target (``loudness``).
 
-Resampling goes through soxr (a proper band-limited resampler); files are read and converted
-block by block so an hour-long recording never sits in memory whole.
+Resampling goes through soxr (a proper band-limited resampler); files are read, measured and
+converted block by block so an hour-long recording never sits in memory whole. A file gets one
+gain, from a measurement of the whole of it as it will be played; speech gets one per sentence.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +17,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from . import loudness
 from .errors import InputError
+from .loudness import Leveller, Measurement, Target
 from .media import AudioFormat, Segment, Speech, to_int16
+from .presets import AudioSettings
 
 BLOCK_SECONDS = 0.5  # size of the segments a file is cut into
 
@@ -26,6 +32,7 @@ class AudioInfo:
     sample_rate: int
     channels: int
     frames: int
+    measured: Measurement | None = None  # as played in the stream's format (``measure_file``)
 
     @property
     def duration(self) -> float:
@@ -67,8 +74,34 @@ def remix(samples: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(mono, channels, axis=1) if channels > 1 else mono
 
 
-def file_segments(info: AudioInfo, fmt: AudioFormat) -> Iterator[Segment]:
-    """The file as consecutive segments in the stream's format."""
+def measure_file(info: AudioInfo, fmt: AudioFormat) -> Measurement:
+    """Loudness and true peak of the whole file as it will be played in ``fmt`` (a mono file on
+    a stereo stream is 3 LU louder than on its own)."""
+    return loudness.measure_blocks(_blocks(info, fmt), fmt.sample_rate, fmt.channels)
+
+
+def measured(info: AudioInfo, settings: AudioSettings) -> AudioInfo:
+    """``info`` with the file measured as it will be played under ``settings``, when those ask
+    for loudness normalisation; else as it is. Reads the whole file (seconds for an hour)."""
+    if Target.from_settings(settings) is None:
+        return info
+    fmt = AudioFormat(settings.sample_rate, settings.channels)
+    return dataclasses.replace(info, measured=measure_file(info, fmt))
+
+
+def file_segments(info: AudioInfo, fmt: AudioFormat, target: Target | None = None) -> Iterator[Segment]:
+    """The file as consecutive segments in the stream's format, brought to ``target`` (measured
+    now unless ``info.measured`` says how loud it is)."""
+    blocks = _blocks(info, fmt)
+    if target is not None:
+        m = info.measured or measure_file(info, fmt)
+        blocks = loudness.level(blocks, fmt.sample_rate, loudness.gain_db(m, target), m, target)
+    for data in blocks:
+        yield Segment(to_int16(data), "audio", source=info.path.name)
+
+
+def _blocks(info: AudioInfo, fmt: AudioFormat) -> Iterator[np.ndarray]:
+    """The file as consecutive float blocks in the stream's rate and layout."""
     block = max(1, int(BLOCK_SECONDS * info.sample_rate))
     resampler = None
     if info.sample_rate != fmt.sample_rate:
@@ -82,22 +115,27 @@ def file_segments(info: AudioInfo, fmt: AudioFormat) -> Iterator[Segment]:
                 if resampler is not None:
                     data = resampler.resample_chunk(data, last=last)
                 if len(data):
-                    yield Segment(to_int16(data), "audio", source=info.path.name)
+                    yield data
                 if last:
                     return
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise InputError(f"cannot decode audio {info.path}: {_reason(exc)}") from None
 
 
-def speech_segment(speech: Speech, fmt: AudioFormat, text: str, sentence: int) -> Segment:
-    """TTS output in the stream's format, its marks moved to the stream's sample rate."""
+def speech_segment(
+    speech: Speech, fmt: AudioFormat, text: str, sentence: int, leveller: Leveller | None = None, voice: str = ""
+) -> Segment:
+    """TTS output in the stream's format, its marks moved to the stream's sample rate; levelled
+    by ``leveller`` (which tells ``voice``s apart) unless it is None."""
     samples = np.asarray(speech.samples, dtype=np.float32)
     scale = fmt.sample_rate / speech.sample_rate
     if speech.sample_rate != fmt.sample_rate:
         samples = soxr.resample(samples, speech.sample_rate, fmt.sample_rate, quality="HQ")
-    audio = to_int16(remix(samples, fmt.channels))
+    samples = remix(samples, fmt.channels)
+    if leveller is not None:
+        samples = leveller(samples, fmt.sample_rate, voice)
     return Segment(
-        audio,
+        to_int16(samples),
         "speech",
         text=text,
         sentence=sentence,

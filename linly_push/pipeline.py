@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import audio as audio_io
-from . import urls
+from . import loudness, urls
 from .backends import registry
 from .backends.base import Avatar, TTSBackend
 from .captions import Captioner, Cue, cue_for, webvtt
@@ -169,6 +169,8 @@ def segments(job: Job, backends: Backends) -> Iterator[Segment]:
     fmt, sp = job.audio, job.preset.speech
     look: str | None = None  # the avatar key segments carry once a rundown names one
     voice = backends.default_tts
+    target = loudness.Target.from_settings(job.preset.audio)
+    leveller = loudness.Leveller(target) if target else None
 
     def pause(seconds: float) -> Segment:
         return Segment(silence(round(seconds * fmt.sample_rate), fmt), "pause")
@@ -193,15 +195,17 @@ def segments(job: Job, backends: Backends) -> Iterator[Segment]:
             if isinstance(previous, Sentence):
                 yield stamped(pause(sp.sentence_pause))
             tts = backends.tts[voice]
+            lang = item.lang or detect_lang(item.text)
             try:
-                speech = tts.synthesize(item.text, item.lang or detect_lang(item.text))
+                speech = tts.synthesize(item.text, lang)
             except LinlyPushError:
                 raise
             except Exception as exc:
                 raise BackendError(f"{tts.name}: failed on sentence {number}: {exc}") from exc
-            yield stamped(audio_io.speech_segment(speech, fmt, item.text, number))
+            # Each voice, and each language of a voice, keeps its own level for short sentences.
+            yield stamped(audio_io.speech_segment(speech, fmt, item.text, number, leveller, voice=f"{voice}/{lang}"))
         else:
-            for seg in audio_io.file_segments(item.info, fmt):
+            for seg in audio_io.file_segments(item.info, fmt, target):
                 yield stamped(seg)
         previous = item
     yield stamped(pause(sp.tail))

@@ -97,7 +97,8 @@ def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str]) -
             if not any(isinstance(i, Sentence) for i in items):
                 raise InputError(f"{where} has nothing to say")
             program.extend(items)
-    return program
+    # Recordings are measured for loudness now, not when they come up on air.
+    return [AudioFile(audio_io.measured(i.info, preset.audio)) if isinstance(i, AudioFile) else i for i in program]
 
 
 def _cast(seg: _Segment, preset: Preset, where: str) -> Cast:

@@ -9,17 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 # BT.709 limited-range coefficients (the output is tagged bt709/tv in the ffmpeg argv).
-_KR, _KB = 0.2126, 0.0722
-_KG = 1.0 - _KR - _KB
+KR, KB = 0.2126, 0.0722
+KG = 1.0 - KR - KB
 
 
 def rgb_to_yuv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """HxWx3 uint8 RGB (H and W even) to full-size Y and half-size U, V uint8 planes."""
     f = rgb.astype(np.float32) / 255.0
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    y = _KR * r + _KG * g + _KB * b
-    u = (b - y) / (2 * (1 - _KB))
-    v = (r - y) / (2 * (1 - _KR))
+    y = KR * r + KG * g + KB * b
+    u = (b - y) / (2 * (1 - KB))
+    v = (r - y) / (2 * (1 - KR))
     Y = 16.0 + 219.0 * y
     # Chroma subsampled by averaging each 2x2 block.
     U = 128.0 + 224.0 * _pool2(u)
@@ -44,9 +44,9 @@ def yuv420p_to_rgb(buf: np.ndarray, width: int, height: int) -> np.ndarray:
     yy = (y - 16.0) / 219.0
     pb = (u - 128.0) / 224.0
     pr = (v - 128.0) / 224.0
-    r = yy + 2 * (1 - _KR) * pr
-    b = yy + 2 * (1 - _KB) * pb
-    g = (yy - _KR * r - _KB * b) / _KG
+    r = yy + 2 * (1 - KR) * pr
+    b = yy + 2 * (1 - KB) * pb
+    g = (yy - KR * r - KB * b) / KG
     return _u8(np.stack([r, g, b], axis=-1) * 255.0)
 
 

@@ -28,6 +28,7 @@ from ..media import VideoFormat
 from ..video import rgb_to_yuv420p, rgb_to_yuv_planes
 from ..visemes import Loudness, Viseme, viseme_at
 from .base import Avatar, BackendOptions
+from .idle import Schedule, blink_gap
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]
@@ -511,28 +512,6 @@ class _LRU:
             self._bytes -= self._items.popitem(last=False)[1].nbytes
 
 
-class _Schedule:
-    """Random events (blinks, glances) laid out frame by frame from a seeded generator."""
-
-    def __init__(self, rng: random.Random, first: float, gap: Callable[[random.Random], float],
-                 length: Callable[[random.Random], int], fps: int) -> None:  # fmt: skip
-        self._rng, self._gap, self._length, self._fps = rng, gap, length, fps
-        self.start = round(first * fps)
-        self.length = length(rng)
-
-    def at(self, index: int) -> int | None:
-        """Frames since the current event began, or None between events."""
-        while index >= self.start + self.length:
-            self.start += self.length + max(1, round(self._gap(self._rng) * self._fps))
-            self.length = self._length(self._rng)
-        return index - self.start if index >= self.start else None
-
-
-def _blink_gap(mean: float) -> Callable[[random.Random], float]:
-    # Mostly 0.5x to 1.5x the mean apart; now and then a quick second blink.
-    return lambda rng: rng.uniform(0.12, 0.22) if rng.random() < 0.15 else mean * rng.uniform(0.5, 1.5)
-
-
 class CartoonAvatar(Avatar):
     name = "cartoon"
     description = "a friendly 2D presenter with lip-sync, drawn in software (nothing to install)"
@@ -582,12 +561,12 @@ class CartoonAvatar(Avatar):
         self._raised = False
         blink_rng = random.Random(f"{o.seed}/blinks")  # string seeds are stable across runs
         blink_len = max(3, round(0.12 * fps))  # three frames at 25 fps
-        self._blinks = _Schedule(
+        self._blinks = Schedule(
             blink_rng, o.blink_interval * blink_rng.uniform(0.3, 0.8),
-            _blink_gap(o.blink_interval), lambda rng: blink_len, fps,
+            blink_gap(o.blink_interval), lambda rng: blink_len, fps,
         )  # fmt: skip
         glance_rng = random.Random(f"{o.seed}/glances")
-        self._glances = _Schedule(
+        self._glances = Schedule(
             glance_rng, glance_rng.uniform(4, 8), lambda rng: rng.uniform(5, 12),
             lambda rng: round(rng.uniform(0.6, 1.4) * fps), fps,
         )  # fmt: skip

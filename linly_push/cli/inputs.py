@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import audio as audio_io
 from ..errors import InputError, UsageError
 from ..pipeline import AudioFile, Input
+from ..presets import AudioSettings
 from ..script import Sentence, parse, stream
 
 
@@ -51,9 +52,17 @@ def stdin_lines() -> Iterator[str]:
         yield line
 
 
-def gather(script: str | None, audio: list[Path], max_chars: int, streaming: bool = False) -> Iterable[Input]:
+def gather(
+    script: str | None,
+    audio: list[Path],
+    max_chars: int,
+    streaming: bool = False,
+    audio_settings: AudioSettings | None = None,
+) -> Iterable[Input]:
     """The inputs, checked up front; with ``streaming``, a script on standard input is read as it
-    arrives (live), so the broadcast can start before the script is finished."""
+    arrives (live), so the broadcast can start before the script is finished. Given the preset's
+    ``audio_settings`` with loudness on, recordings are measured here too, before anything goes
+    on air (seconds for an hour of audio)."""
     if script is not None and audio:
         raise UsageError("give either --script or --audio, not both")
     if script == "-" and streaming:
@@ -66,5 +75,12 @@ def gather(script: str | None, audio: list[Path], max_chars: int, streaming: boo
             raise InputError(f"script {'from standard input' if script == '-' else script} has nothing to say")
         return items
     if audio:
-        return [AudioFile(audio_io.probe(p)) for p in audio]
+        infos = [audio_io.probe(p) for p in audio]  # every file checked before the long part
+        if audio_settings is not None:
+            minutes = sum(i.duration for i in infos) / 60
+            if minutes > 1 and audio_settings.loudness != "off":
+                print(f"linly-push: measuring loudness ({minutes:.0f} min of audio; --set audio.loudness=off skips it) ...",
+                      file=sys.stderr, flush=True)
+            infos = [audio_io.measured(i, audio_settings) for i in infos]
+        return [AudioFile(i) for i in infos]
     raise UsageError("nothing to say: give --script FILE (or - for standard input) or --audio FILE")

@@ -42,7 +42,7 @@ SetOpt = Annotated[
     typer.Option("--set", metavar="KEY=VALUE", help="Override a preset setting, e.g. --set video.fps=30 --set tts.voice=en-gb. Repeatable."),
 ]
 TtsOpt = Annotated[Optional[str], typer.Option("--tts", metavar="NAME", help="TTS backend (default espeak). See 'linly-push backends'.")]
-AvatarOpt = Annotated[Optional[str], typer.Option("--avatar", metavar="NAME", help="Avatar backend: cartoon (default) or testcard.")]
+AvatarOpt = Annotated[Optional[str], typer.Option("--avatar", metavar="NAME", help="Avatar backend: cartoon (default), testcard, portrait, loop, or a plugin's. See 'linly-push backends'.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line (events) on stdout instead of progress.")]
 RundownOpt = Annotated[
     Optional[Path],
@@ -213,7 +213,7 @@ def _inputs(
         if script is not None or audio:
             raise UsageError("give one of --script, --audio or --rundown")
         return rundown_mod.load(rundown, p, lambda path: read_script(str(path)))
-    return gather(script, audio or [], p.speech.max_sentence_chars, streaming=streaming)
+    return gather(script, audio or [], p.speech.max_sentence_chars, streaming=streaming, audio_settings=p.audio)
 
 
 def _check_file(path: Path, verb: str) -> None:

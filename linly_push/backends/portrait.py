@@ -1,0 +1,762 @@
+"""The portrait avatar: a user's photo (``avatar.image``) that speaks, blinks and moves a little.
+
+At start-up the face is found once, with mediapipe's face mesh when it is installed, else (or
+when the mesh finds nothing) with OpenCV's Haar cascade and the usual proportions of a face. The
+photo is fitted into the frame around the face and converted to yuv420p; what moves is a box
+around the head, kept as YUV 4:4:4 so warping and blending stay linear:
+
+- the mouth: per mouth shape a backward warp of the lower face (the jaw drops, the lips spread
+  or round) and a synthesized inside (dark, with upper teeth and tongue), rendered on demand
+  and kept in a bounded cache, since shapes are smoothed over a frame or two;
+- the eyes: a blink stretches the upper lid down over the eye (a warp, cached per closure);
+- the head: a sub-2-pixel sway and nod, one remap of the box whose strength fades to nothing at
+  its edge, so no seam shows where the moving part meets the still photo.
+
+A frame is the cached still frame with that box converted and pasted over it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import os
+import random
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
+from pydantic import Field, field_validator
+
+from ..clock import FrameContext
+from ..errors import InputError, UsageError
+from ..media import VideoFormat
+from ..video import KB, KG, KR
+from ..visemes import Loudness, Viseme, viseme_at
+from .base import Avatar, BackendOptions
+from .idle import Schedule, blink_gap
+
+Detector = Literal["auto", "mesh", "haar"]
+_MOUTH_CACHE_BYTES = 64 * 2**20  # rendered mouth shapes
+
+
+class PortraitOptions(BackendOptions):
+    image: str | None = None  # the photo; required (checked at start, to say how to give it)
+    background: str = "#202020"  # fills the frame where the photo does not reach
+    blink_interval: float = Field(4.0, ge=1.0, le=30.0)  # mean seconds between blinks
+    head_motion: float = Field(1.0, ge=0.0, le=3.0)  # 0 keeps the head still
+    mouth: float = Field(1.0, ge=0.0, le=1.5)  # how far the jaw opens; 1 is a natural speaker
+    seed: int = 0  # blinks and sway phases are drawn from it
+    detector: Detector = "auto"  # auto: the face mesh, falling back to the Haar cascade
+
+    @field_validator("background")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        try:
+            ImageColor.getrgb(value)
+        except ValueError:
+            raise ValueError(f"not a colour: {value!r} (use #rrggbb or a colour name)") from None
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the face.
+
+# The points a face is described by, in this order, as face-mesh landmark numbers: mouth corners,
+# inner and outer lip midpoints, chin, forehead, cheeks, and per eye its corners and lid midpoints.
+_MESH = (61, 291, 13, 14, 0, 17, 152, 10, 234, 454, 33, 133, 159, 145, 263, 362, 386, 374)
+# The same points as fractions of a Haar face box (x, y, width, height): an average frontal face.
+_HAAR = (
+    (0.31, 0.8), (0.69, 0.8), (0.5, 0.83), (0.5, 0.83), (0.5, 0.78), (0.5, 0.92), (0.5, 1.17), (0.5, 0.05),
+    (0.02, 0.47), (0.98, 0.47), (0.19, 0.37), (0.39, 0.39), (0.29, 0.335), (0.29, 0.405),
+    (0.81, 0.37), (0.61, 0.39), (0.71, 0.335), (0.71, 0.405),
+)  # fmt: skip
+_DETECT_SIDE = 1280  # photos are searched at most this large: faster, and as good for a portrait
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """Where a face is, in pixels (x right, y down), and which detector found it."""
+
+    points: np.ndarray  # (18, 2) float, in the order of _MESH
+    detector: Literal["mesh", "haar"]
+
+    @property
+    def mouth_corners(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.points[0], self.points[1]
+
+    @property
+    def mouth_centre(self) -> np.ndarray:
+        return (self.points[2] + self.points[3]) / 2
+
+    @property
+    def lips(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Inner top, inner bottom, outer top, outer bottom midpoints."""
+        return self.points[2], self.points[3], self.points[4], self.points[5]
+
+    @property
+    def chin(self) -> np.ndarray:
+        return self.points[6]
+
+    @property
+    def eyes(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        """Per eye: outer corner, inner corner, upper lid, lower lid."""
+        return tuple(self.points[10:14]), tuple(self.points[14:18])
+
+    @property
+    def eye_centre(self) -> np.ndarray:
+        return self.points[10:18].mean(axis=0)
+
+    @property
+    def height(self) -> float:
+        """Forehead to chin."""
+        return float(np.linalg.norm(self.points[6] - self.points[7]))
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """x0, y0, x1, y1 around every point: forehead to chin, cheek to cheek."""
+        (x0, y0), (x1, y1) = self.points.min(axis=0), self.points.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+    def moved(self, scale: float, offset: tuple[float, float]) -> Face:
+        return Face(self.points * scale + np.asarray(offset), self.detector)
+
+
+def find_face(rgb: np.ndarray, detector: Detector = "auto") -> Face | None:
+    """The most prominent face in an RGB photo, or None.
+
+    The face mesh (if mediapipe is installed) looks at the whole photo first; its own detector
+    misses faces that are small in the picture, so next the Haar cascade finds the face's box
+    and the mesh looks again inside it; ``haar`` (and ``auto`` when the mesh finds nothing or
+    cannot run) then places the points by the proportions of an average face in that box.
+    UsageError if ``mesh`` cannot run here.
+    """
+    h, w = rgb.shape[:2]
+    k = min(1.0, _DETECT_SIDE / max(h, w))
+    small = rgb if k == 1.0 else _resize(rgb, k)
+    use_mesh = detector != "haar" and importlib.util.find_spec("mediapipe") is not None
+    if detector == "mesh" and not use_mesh:
+        raise UsageError(
+            "portrait: avatar.detector=mesh needs mediapipe (pip install 'linly-push[portrait]'); or use haar"
+        )
+    found = _mesh(small) if use_mesh else None
+    if found is None:
+        box = _haar_box(small, required=not use_mesh)
+        if box is not None:
+            found = _mesh_around(small, box) if use_mesh else None
+            if found is None and detector != "mesh":
+                found = _from_box(box)
+    # Back to the photo's own pixels (pixel centres at integers, as cv2 counts them).
+    return None if found is None else Face((found.points + 0.5) / k - 0.5, found.detector)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """mediapipe's C++ core writes start-up chatter (TFLite, absl) to file descriptor 2 itself."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _mesh(rgb: np.ndarray) -> Face | None:
+    with _native_stderr_silenced():
+        import mediapipe as mp
+
+        with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
+            result = mesh.process(np.ascontiguousarray(rgb))
+    if not result.multi_face_landmarks:
+        return None
+    marks = result.multi_face_landmarks[0].landmark
+    h, w = rgb.shape[:2]
+    # Landmarks are fractions of the image; pixel i covers [i, i + 1).
+    return Face(np.array([(marks[i].x * w - 0.5, marks[i].y * h - 0.5) for i in _MESH]), "mesh")
+
+
+def _mesh_around(rgb: np.ndarray, box: tuple[int, int, int, int]) -> Face | None:
+    """The face mesh on a square crop around a face's box (x, y, width, height)."""
+    x, y, w, h = box
+    side = round(2.2 * max(w, h))
+    x0, y0 = max(0, round(x + w / 2 - side / 2)), max(0, round(y + h / 2 - side / 2))
+    found = _mesh(rgb[y0 : y0 + side, x0 : x0 + side])
+    return None if found is None else found.moved(1.0, (x0, y0))
+
+
+def _haar_box(rgb: np.ndarray, required: bool) -> tuple[int, int, int, int] | None:
+    """The largest frontal face's box (x, y, width, height), or None. Without cascades (OpenCV 5
+    has none): UsageError if ``required``, else None."""
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        if required:
+            raise UsageError(f"portrait: OpenCV has no Haar cascades ({path}); pip install 'linly-push[portrait]'")
+        return None
+    gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    side = max(24, min(gray.shape) // 24)  # smaller is too small to animate, and often not a face
+    faces = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    return int(x), int(y), int(w), int(h)
+
+
+def _from_box(box: tuple[int, int, int, int]) -> Face:
+    x, y, w, h = box
+    return Face(np.array([(x + fx * w, y + fy * h) for fx, fy in _HAAR], np.float64), "haar")
+
+
+# ---------------------------------------------------------------------------------------------
+# The photo in the frame.
+
+
+def load_photo(path: Path, background: tuple[int, int, int]) -> np.ndarray:
+    """The photo at ``path`` as HxWx3 RGB, upright (EXIF orientation), transparency over
+    ``background``. InputError when it is missing or not an image."""
+    if not path.is_file():
+        raise InputError(f"portrait: photo {path} {'is not a file' if path.exists() else 'not found'}")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+                rgba = im.convert("RGBA")
+                im = Image.new("RGB", im.size, background)
+                im.paste(rgba, mask=rgba)
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise InputError(f"portrait: cannot read {path} as a picture ({exc}); use a JPEG or PNG photo") from None
+
+
+def _resize(rgb: np.ndarray, k: float) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    return cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+
+
+# Framing: the face takes 28-50 % of the frame's height; the photo covers the frame when that
+# allows, else it is shown whole with borders. The eyes sit 40 % down, the face centred across,
+# unless that would pull an edge of the photo into the frame.
+_FACE_MIN, _FACE_MAX, _EYES_AT = 0.28, 0.5, 0.4
+
+
+def fit(
+    rgb: np.ndarray, face: Face, width: int, height: int, background: tuple[int, int, int]
+) -> tuple[np.ndarray, Face]:
+    """The frame (HxWx3 RGB) showing the photo placed around its face, and the face in it."""
+    import cv2
+
+    ih, iw = rgb.shape[:2]
+    cover = max(width / iw, height / ih)
+    s = min(max(cover, _FACE_MIN * height / face.height), _FACE_MAX * height / face.height)
+    if s < 1:  # shrink once with area averaging (no aliasing), then place without resampling
+        rgb = _resize(rgb, s)
+        sx, sy = rgb.shape[1] / iw, rgb.shape[0] / ih
+        face = Face((face.points + 0.5) * (sx, sy) - 0.5, face.detector)
+        s = 1.0
+    ph, pw = rgb.shape[0] * s, rgb.shape[1] * s
+    cx = (face.eye_centre[0] + face.mouth_centre[0]) / 2 * s
+    ox = _clamp(width / 2 - cx, width - pw)
+    oy = _clamp(_EYES_AT * height - face.eye_centre[1] * s, height - ph)
+    ox, oy = (round(ox), round(oy)) if s == 1.0 else (ox, oy)
+    m = np.array([[s, 0, ox], [0, s, oy]], np.float64)
+    frame = cv2.warpAffine(rgb, m, (width, height), flags=cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=background)  # fmt: skip
+    return frame, face.moved(s, (ox, oy))
+
+
+def _clamp(offset: float, slack: float) -> float:
+    """An offset within [slack, 0] when the photo is larger than the frame (no border shows), or
+    within [0, slack] when smaller (none of it is cut)."""
+    return min(max(offset, min(0.0, slack)), max(0.0, slack))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixels: everything that moves is warped and blended as YUV 4:4:4 (BT.709, limited range; the
+# conversion is linear, so this equals working in RGB), then subsampled.
+
+_RGB_TO_YUV = np.array(
+    [
+        [219 / 255 * KR, 219 / 255 * KG, 219 / 255 * KB, 16.0],
+        [*(224 / 255 * (np.array([0, 0, 1]) - (KR, KG, KB)) / (2 - 2 * KB)), 128.0],  # (B - Y) scaled
+        [*(224 / 255 * (np.array([1, 0, 0]) - (KR, KG, KB)) / (2 - 2 * KR)), 128.0],  # (R - Y) scaled
+    ]
+)
+
+
+def yuv444(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB to HxWx3 uint8 Y, U, V (rounded, clipped): one pass in C."""
+    import cv2
+
+    return cv2.transform(rgb, _RGB_TO_YUV)
+
+
+_BLACK = _RGB_TO_YUV[:, 3].astype(np.float32)
+
+
+def to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """``video.rgb_to_yuv420p`` (within one level: chroma is rounded before it is averaged),
+    several times faster."""
+    yuv = yuv444(rgb)
+    return np.concatenate([yuv[..., 0].ravel(), _subsample(yuv)[..., 1:].transpose(2, 0, 1).ravel()])
+
+
+def _yuv_light(rgb: tuple[float, float, float]) -> np.ndarray:
+    """An RGB colour as Y, U, V less their black (16, 128, 128): scaling it scales the light."""
+    return (_RGB_TO_YUV[:, :3] @ np.asarray(rgb, np.float64)).astype(np.float32)
+
+
+def _subsample(yuv: np.ndarray) -> np.ndarray:
+    """HxWx3 (H, W even) to (H/2)x(W/2)x3, averaging each 2x2 block (used for U and V)."""
+    import cv2
+
+    h, w = yuv.shape[:2]
+    return cv2.resize(yuv, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
+def _smooth(t: np.ndarray) -> np.ndarray:
+    """Smoothstep: 0 below 0, 1 above 1, a gentle S between."""
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _even_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The pixel box around these bounds, on even pixels (chroma is subsampled 2x2), in the frame."""
+    return (
+        max(0, 2 * math.floor(x0 / 2)), max(0, 2 * math.floor(y0 / 2)),
+        min(width, 2 * math.ceil(x1 / 2)), min(height, 2 * math.ceil(y1 / 2)),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class _Frame:
+    """A local frame of the face: origin, unit x axis, unit y axis (pointing down), unit length."""
+
+    origin: np.ndarray
+    u: np.ndarray
+    n: np.ndarray
+    unit: float
+
+    @classmethod
+    def along(cls, origin: np.ndarray, a: np.ndarray, b: np.ndarray, unit: float) -> _Frame:
+        u = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
+        n = np.array([-u[1], u[0]])
+        if n[1] < 0:  # y points down the face whichever way a -> b runs
+            u, n = -u, -n
+        return cls(origin, u, n, unit)
+
+    def to_local(self, p: np.ndarray) -> tuple[float, float]:
+        d = p - self.origin
+        return float(d @ self.u) / self.unit, float(d @ self.n) / self.unit
+
+    def grid(self, box: tuple[int, int, int, int], step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Local coordinates of the pixel centres in ``box`` (x0, y0, x1, y1), or with ``step`` 2
+        of the centres of its 2x2 blocks (the samples cv2.resize scales up from)."""
+        x0, y0, x1, y1 = box
+        c = (step - 1) / 2
+        dx = np.arange(x0, x1, step, dtype=np.float32)[None, :] + np.float32(c - self.origin[0])
+        dy = np.arange(y0, y1, step, dtype=np.float32)[:, None] + np.float32(c - self.origin[1])
+        k = np.float32(1 / self.unit)
+        u, n = self.u.astype(np.float32), self.n.astype(np.float32)
+        return (dx * u[0] + dy * u[1]) * k, (dx * n[0] + dy * n[1]) * k
+
+    def maps(self, dx: np.ndarray, dy: np.ndarray, ident: np.ndarray) -> np.ndarray:
+        """A cv2.remap map (HxWx2 float) from local displacements (on the grid of ``ident``, the
+        box's own pixel positions, or of its 2x2 blocks, then scaled up: they are smooth)."""
+        import cv2
+
+        u, n = self.u * self.unit, self.n * self.unit
+        u, n = u.astype(np.float32), n.astype(np.float32)
+        d = np.stack([dx * u[0] + dy * n[0], dx * u[1] + dy * n[1]], axis=-1)
+        if d.shape[:2] != ident.shape[:2]:
+            d = cv2.resize(d, (ident.shape[1], ident.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return d + ident
+
+    def bounds(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+        """The pixel bounding box of a local rectangle."""
+        corners = np.array([self.origin + (x * self.u + y * self.n) * self.unit for x in (x0, x1) for y in (y0, y1)])
+        (a, b), (c, d) = corners.min(axis=0), corners.max(axis=0)
+        return float(a), float(b), float(c), float(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# The mouth.
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A mouth shape: jaw opening (0-1, ``Viseme.openness``), width (>1 spread, <1 rounded), how
+    round the opening is, and how much upper teeth and tongue show (0-1)."""
+
+    open: float
+    width: float = 1.0
+    round: float = 0.0
+    teeth: float = 0.0
+    tongue: float = 0.0
+
+    def toward(self, other: Shape, k: float) -> Shape:
+        def step(a: float, b: float, q: float) -> float:
+            # Quantized, so a settled shape is exactly its target and each is rendered once.
+            v = round((a + (b - a) * k) / q) * q
+            return b if abs(v - b) < q / 2 else v
+
+        return Shape(
+            step(self.open, other.open, 0.02), step(self.width, other.width, 0.01), step(self.round, other.round, 0.1),
+            step(self.teeth, other.teeth, 0.1), step(self.tongue, other.tongue, 0.1),
+        )  # fmt: skip
+
+
+_V = Viseme
+# Width, roundness, teeth, tongue per viseme (the opening is its openness): spread for E, I, SZ;
+# rounded and narrow for O, U, CH; lips pressed a little for MBP.
+_SHAPES: dict[Viseme, Shape] = {v: Shape(v.openness, *rest) for v, rest in {
+    _V.REST: (1.0, 0.0, 0.0, 0.0), _V.MBP: (0.96, 0.0, 0.0, 0.0), _V.FV: (1.0, 0.0, 1.0, 0.0),
+    _V.TH: (1.0, 0.0, 0.7, 1.0), _V.L: (1.0, 0.2, 0.6, 0.8), _V.SZ: (1.08, 0.0, 1.0, 0.0),
+    _V.CH: (0.84, 0.8, 0.7, 0.0), _V.AA: (1.0, 0.3, 0.5, 0.6), _V.E: (1.08, 0.1, 0.8, 0.3),
+    _V.I: (1.1, 0.0, 1.0, 0.0), _V.O: (0.8, 1.0, 0.2, 0.3), _V.U: (0.72, 1.0, 0.0, 0.0),
+}.items()}  # fmt: skip
+del _V
+
+_JAW = 0.75  # the opening at openness 1, in half mouth widths
+_UPPER = 0.22  # the share of the opening the upper lip takes (the jaw takes the rest)
+_TEETH = 0.3  # upper teeth showing, in half mouth widths
+_INSIDE_RGB, _TONGUE_RGB, _TEETH_RGB = (72.0, 20.0, 24.0), (176.0, 84.0, 88.0), (232.0, 226.0, 212.0)
+
+
+class _Mouth:
+    """Renders the mouth region of the still picture for any Shape.
+
+    Local units: the origin between the inner lips, x along the mouth (corners at -1 and 1),
+    y down the face, 1 = half the mouth's width. Warps are backward maps (each output pixel
+    says where in the photo to look) designed directly, so none folds over. The warp is worked
+    out on 2x2 blocks and scaled up; the inside, which has edges, per pixel in a small box.
+    """
+
+    def __init__(self, face: Face, still: np.ndarray, strength: float, rgb: np.ndarray) -> None:
+        """``still``: the frame as YUV 4:4:4; ``rgb``: as RGB (for the lips' colour)."""
+        left, right = face.mouth_corners
+        top_in, bottom_in, top_out, bottom_out = face.lips
+        half = max(float(np.linalg.norm(right - left)) / 2, 2.0)
+        f = self.frame = _Frame.along(face.mouth_centre, left, right, half)
+        self._corner_y = (f.to_local(left)[1] + f.to_local(right)[1]) / 2  # lip line: corner_y * x^2
+        self._gap = max(0.0, (f.to_local(bottom_in)[1] - f.to_local(top_in)[1]) / 2)  # lips already apart
+        self._upper = max(0.6, -f.to_local(top_out)[1] + 0.35)  # the upper lip and a little above it
+        self._lower = max(0.6, f.to_local(bottom_out)[1] + 0.2)
+        self._chin = max(1.0, f.to_local(face.chin)[1])
+        self._jaw = _JAW * strength
+        # The neck under the chin takes up the jaw's drop; long enough not to crease.
+        self._neck = max(1.2, 1.5 * self._jaw)
+        size = still.shape[1], still.shape[0]
+        lip_lo, lip_hi = min(0.0, 2.5 * self._corner_y), max(0.0, 2.5 * self._corner_y) + self._gap
+        top = lip_lo - _UPPER * self._jaw - self._upper - 0.1
+        self.box = _even_box(*f.bounds(-2.4, top, 2.4, self._chin + self._jaw + self._neck + 0.1), *size)
+        bx0, by0, bx1, by1 = self.box
+        self._src = still[by0:by1, bx0:bx1]
+        self._ident = _identity(self.box)
+        self._coarse = f.grid(self.box, 2)
+        # Where the opening can be (the corners move out by 10 % at most), relative to the box.
+        opening = f.bounds(-1.25, lip_lo - _UPPER * self._jaw - 0.1, 1.25, lip_hi + self._jaw + 0.1)
+        ix0, iy0, ix1, iy1 = _even_box(*opening, *size)
+        ix0, iy0, ix1, iy1 = max(ix0, bx0), max(iy0, by0), min(ix1, bx1), min(iy1, by1)
+        self._inner = np.s_[iy0 - by0 : iy1 - by0, ix0 - bx0 : ix1 - bx0]
+        self._fine = f.grid((ix0, iy0, ix1, iy1))
+        # The inside's colours, half from the lips' own (so they suit the face and the light).
+        lip = np.mean([_sample(rgb, (top_in + top_out) / 2), _sample(rgb, (bottom_in + bottom_out) / 2)], axis=0)
+        self._dark = _yuv_light(tuple(0.5 * np.asarray(_INSIDE_RGB) + 0.15 * lip))
+        self._tongue = _yuv_light(tuple(0.6 * np.asarray(_TONGUE_RGB) + 0.3 * lip))
+        self._teeth = _yuv_light(_TEETH_RGB)
+
+    def _opening(self, s: Shape, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Where output point (x, y) comes from in the photo (xs, and q: 1 mid-mouth, 0 at and past
+        the corners), and the top and bottom edge of the opening above and below it."""
+        r = np.sqrt(x * x + (y / 0.8) ** 2)
+        xs = x * (1 + (1 / s.width - 1) * _smooth((2.2 - r) / 1.2))  # corners move, cheeks follow
+        q = np.clip(1 - xs * xs, 0, 1)
+        split = self._corner_y * np.minimum(xs * xs, 2.5) + self._gap * q  # the lower lip's inner edge
+        h = self._jaw * s.open * q ** (0.8 - 0.35 * s.round)  # its height; rounder shapes are fuller
+        return xs, q, split, h, split - _UPPER * h, split + (1 - _UPPER) * h
+
+    def render(self, s: Shape) -> np.ndarray:
+        """The box's pixels (YUV 4:4:4) with the mouth in shape ``s``."""
+        import cv2
+
+        x, y = self._coarse
+        up, j = _UPPER, self._jaw * s.open
+        xs, q, split, h, top, bottom = self._opening(s, x, y)
+        # Above the opening the upper lip rises a little, fading out over the lip.
+        ys = np.where(y <= top, y + up * h * _smooth(1 - (top - y) / self._upper), split)
+        # Below it the jaw drops: the lower lip's own curve near the mouth, the whole chin further
+        # down (over a stretch long enough not to fold), taken up by the neck under the chin.
+        d = y - bottom
+        lip_to_jaw = _smooth(d / max(self._lower, 1.6 * (1 - up) * j))
+        chin = _smooth(2.0 - np.abs(xs))
+        neck = _smooth(1 - (d - self._chin) / self._neck)
+        drop = (1 - up) * (h * (1 - lip_to_jaw) + j * chin * lip_to_jaw) * neck
+        ys = np.where(y >= bottom, y - drop, ys)
+        out = cv2.remap(self._src, self.frame.maps(xs - x, ys - y, self._ident), None, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        if j == 0:
+            return out
+        # The inside: dark, upper teeth along its top (more of them than the photo shows already),
+        # the tongue along its bottom; edges anti-aliased over a pixel.
+        x, y = self._fine
+        xs, q, split, h, top, bottom = self._opening(s, x, y)
+        px = np.float32(self.frame.unit)
+        depth = np.minimum(y - top, bottom - y)
+        inside = np.clip(depth * px, 0, 1)[..., None]
+        teeth_h = max(0.0, s.teeth * _TEETH - 2 * self._gap) * np.sqrt(q)
+        teeth = np.clip((top + teeth_h - y) * px, 0, 1) * _smooth((0.85 - np.abs(xs)) / 0.3)
+        tongue = np.clip((y - (bottom - 0.4 * s.tongue * h)) * px, 0, 1) * _smooth((0.75 - np.abs(xs)) / 0.3)
+        # Darker deeper in and towards the corners: a cavity, not a flat hole.
+        shade = (1.1 - 0.7 * _smooth(depth / np.maximum(0.35 * h, 1e-3)) - 0.3 * (1 - q))[..., None]
+        colour = self._dark * shade
+        colour += teeth[..., None] * (self._teeth * (0.75 + 0.25 * q[..., None]) - colour)
+        colour += tongue[..., None] * (self._tongue * shade - colour)
+        region = out[self._inner].astype(np.float32)
+        region += inside * (colour + _BLACK - region)
+        out[self._inner] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+
+def _identity(box: tuple[int, int, int, int]) -> np.ndarray:
+    """The remap map that leaves a box as it is: each pixel's own position within it."""
+    xs, ys = np.meshgrid(np.arange(box[2] - box[0], dtype=np.float32), np.arange(box[3] - box[1], dtype=np.float32))
+    return np.stack([xs, ys], axis=-1)
+
+
+def _sample(rgb: np.ndarray, p: np.ndarray, r: int = 1) -> np.ndarray:
+    """The mean colour around point ``p``."""
+    h, w = rgb.shape[:2]
+    x, y = min(max(round(p[0]), r), w - 1 - r), min(max(round(p[1]), r), h - 1 - r)
+    return rgb[y - r : y + r + 1, x - r : x + r + 1].reshape(-1, 3).mean(axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The eyes.
+
+_LID = 0.8  # the skin above the upper lid that stretches over a closing eye, in half eye widths
+
+
+class _Eye:
+    """Renders one eye's region closed by any amount. Local units: the origin between the eye's
+    corners (at x = -1 and 1), y down, 1 = half the eye's width; the lids are parabolas."""
+
+    def __init__(self, corners: tuple[np.ndarray, np.ndarray], lids: tuple[np.ndarray, np.ndarray],
+                 still: np.ndarray) -> None:  # fmt: skip
+        a, b = corners
+        half = max(float(np.linalg.norm(b - a)) / 2, 2.0)
+        f = self.frame = _Frame.along((a + b) / 2, a, b, half)
+        self._upper = min(f.to_local(lids[0])[1], -0.05)
+        self._lower = max(f.to_local(lids[1])[1], 0.05)
+        bounds = f.bounds(-1.2, self._upper - _LID - 0.2, 1.2, self._lower + 0.2)
+        self.box = _even_box(*bounds, still.shape[1], still.shape[0])
+        bx0, by0, bx1, by1 = self.box
+        self._src = still[by0:by1, bx0:bx1]
+        self._ident = _identity(self.box)
+        self._x, self._y = f.grid(self.box)
+
+    def render(self, closed: float) -> np.ndarray:
+        """The box's pixels (YUV 4:4:4) with the eye ``closed`` (0 open, 1 shut)."""
+        import cv2
+
+        x, y = self._x, self._y
+        q = np.clip(1 - x * x, 0, 1)
+        upper, lower = self._upper * q, self._lower * q
+        top = upper - _LID
+        lid = upper + 0.95 * closed * (lower - upper)  # where the lid's edge is now
+        # The skin above the lid stretches down to the lid's edge; the eye under it is squeezed
+        # into what is left, so the lashes end up on the lower lid.
+        stretched = top + (y - top) * (upper - top) / (lid - top)
+        squeezed = upper + (y - lid) * (lower - upper) / np.maximum(lower - lid, 1e-3)
+        ys = np.where((y >= top) & (y <= lid), stretched, np.where((y > lid) & (y <= lower), squeezed, y))
+        maps = self.frame.maps(np.zeros_like(x), ys - y, self._ident)
+        return cv2.remap(self._src, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+# ---------------------------------------------------------------------------------------------
+# The head.
+
+
+class _Head:
+    """Moves the head by a small rotation and translation; the motion fades out between the
+    face and the edge of the region (hair and neck stretch by a pixel or two), so nothing tears."""
+
+    def __init__(self, face: Face, roi: tuple[int, int, int, int]) -> None:
+        x0, y0, x1, y1 = face.box
+        rx0, ry0, rx1, ry1 = roi
+        cx, cy, ax, ay = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+        # The weight: 1 over the face, 0 from the largest ellipse that fits in the region.
+        inner = 1.05
+        outer = max(inner + 0.2, min((cx - rx0) / ax, (rx1 - cx) / ax, (cy - ry0) / ay, (ry1 - cy) / ay))
+        # Worked out on 4x4 blocks and scaled up: the field is smooth, and 16x cheaper per frame.
+        xs = np.arange(rx0, rx1, 4, dtype=np.float32) + 1.5
+        ys = np.arange(ry0, ry1, 4, dtype=np.float32)[:, None] + 1.5
+        r = np.sqrt(((xs - cx) / ax) ** 2 + ((ys - cy) / ay) ** 2)
+        w = (1 - _smooth((r - inner) / (outer - inner))).astype(np.float32)
+        px, py = np.float32(face.chin[0]), np.float32(face.chin[1] + 0.3 * face.height)  # the neck
+        self._w, self._wx, self._wy = w, w * (xs - px), w * (ys - py)
+        self._ident = _identity(roi)
+
+    def maps(self, dx: float, dy: float, angle: float) -> np.ndarray:
+        """A cv2.remap map for the region moved by (dx, dy) pixels and turned by ``angle`` radians."""
+        import cv2
+
+        c, s = math.cos(angle), math.sin(angle)
+        # Backward: the source of p is the neck pivot + R(-angle) (p - pivot - t), weighted.
+        tx, ty = c * dx + s * dy, -s * dx + c * dy
+        wx, wy, w1 = self._wx, self._wy, self._w
+        d = np.stack([(c - 1) * wx + s * wy - tx * w1, -s * wx + (c - 1) * wy - ty * w1], axis=-1)
+        h, w = self._ident.shape[:2]
+        return cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR) + self._ident
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class PortraitAvatar(Avatar):
+    name = "portrait"
+    description = "animates a photo of a face (avatar.image): lip-sync, blinks, slight head motion"
+    extra = "portrait"
+    Options = PortraitOptions
+
+    @classmethod
+    def missing(cls) -> str | None:
+        # find_spec, not import: every backend lookup asks, and mediapipe takes a second to import.
+        spec = importlib.util.find_spec("cv2")
+        if spec is None:
+            return "opencv-contrib-python is not installed"
+        folders = spec.submodule_search_locations or ()
+        cascades = any((Path(p) / "data" / "haarcascade_frontalface_default.xml").is_file() for p in folders)
+        if not cascades and importlib.util.find_spec("mediapipe") is None:
+            return "neither mediapipe nor OpenCV's Haar cascades (OpenCV 5 has none) are installed"
+        return None
+
+    def __init__(self, video: VideoFormat, options: BackendOptions) -> None:
+        super().__init__(video, options)
+        assert isinstance(options, PortraitOptions)
+        o = options
+        if not o.image:
+            raise UsageError("portrait: no photo to animate: pass --set avatar.image=photo.jpg")
+        background: tuple[int, int, int] = ImageColor.getrgb(o.background)[:3]  # type: ignore[assignment]
+        path = Path(o.image).expanduser()
+        photo = load_photo(path, background)
+        found = find_face(photo, o.detector)
+        if found is None:
+            raise InputError(
+                f"portrait: no face found in {path}: use a clear, front-facing photo in which the face is"
+                " large, whole and well lit"
+            )
+        width, height, fps = video.width, video.height, video.fps
+        rgb, face = fit(photo, found, width, height, background)
+        self.face = face  # where the face is in the frame
+        still = yuv444(rgb)
+        self._base = to_yuv420p(rgb)
+        self._base.flags.writeable = False
+
+        self._mouth = _Mouth(face, still, o.mouth, rgb)
+        self._eyes = [_Eye((e[0], e[1]), (e[2], e[3]), still) for e in face.eyes]
+        # The region that moves: the face with room for hair, jaw and neck around it.
+        x0, y0, x1, y1 = face.box
+        fw, fh = x1 - x0, y1 - y0
+        boxes = [_even_box(x0 - 0.3 * fw, y0 - 0.35 * fh, x1 + 0.3 * fw, y1 + 0.2 * fh, width, height),
+                 self._mouth.box, *(e.box for e in self._eyes)]  # fmt: skip
+        lo, hi = np.min(boxes, axis=0), np.max(boxes, axis=0)
+        self._roi = roi = (int(lo[0]), int(lo[1]), int(hi[2]), int(hi[3]))
+        self._region = still[roi[1] : roi[3], roi[0] : roi[2]]
+        self._head = _Head(face, roi) if o.head_motion > 0 else None
+        # Rendered shapes, kept while they fit: smoothing visits a few between each two visemes.
+        # Every viseme's own shape is rendered now, so speech rarely waits for one.
+        entries = max(16, _MOUTH_CACHE_BYTES // (3 * _area(self._mouth.box) or 1))
+        self._mouth_at = lru_cache(maxsize=entries)(self._mouth.render)
+        for shape in _SHAPES.values():
+            self._mouth_at(shape)
+        self._eyes_at = [lru_cache(maxsize=32)(eye.render) for eye in self._eyes]
+
+        self._fps = fps
+        self._loudness = Loudness(fps)
+        self._shape = _SHAPES[Viseme.REST]
+        self._shape_k = 1 - math.exp(-1 / (0.03 * fps))  # ~30 ms: a shape is reached in a frame or two
+        self._talk = 0.0  # smoothed 0..1: is the presenter speaking
+        self._open = 0.0  # smoothed jaw opening, for the nod
+        self._talk_k = 1 - math.exp(-1 / (0.4 * fps))
+        self._open_k = 1 - math.exp(-1 / (0.25 * fps))
+        blink_rng = random.Random(f"{o.seed}/blinks")  # string seeds are stable across runs
+        self._blink_len = max(3, round(0.12 * fps))
+        self._blinks = Schedule(
+            blink_rng, o.blink_interval * blink_rng.uniform(0.3, 0.8),
+            blink_gap(o.blink_interval), lambda rng: self._blink_len, fps,
+        )  # fmt: skip
+        sway_rng = random.Random(f"{o.seed}/sway")
+        self._phases = [sway_rng.uniform(0, 2 * math.pi) for _ in range(5)]
+        # About 2 px at most at the face, whatever its size: enough to look alive, never to wobble.
+        self._sway = o.head_motion * min(1.0, 0.006 * face.height)
+        self._last: tuple[Any, np.ndarray] | None = None
+
+    def draw(self, ctx: FrameContext) -> np.ndarray:
+        viseme = viseme_at(ctx, self._loudness)
+        self._shape = self._shape.toward(_SHAPES[viseme], self._shape_k)
+        self._talk += ((viseme is not Viseme.REST) - self._talk) * self._talk_k
+        self._open += (viseme.openness - self._open) * self._open_k
+        k = self._blinks.at(ctx.index)
+        closed = 0.0 if k is None else round(math.sin(math.pi * (k + 1) / (self._blink_len + 1)), 2)
+        pose = self._pose(ctx.index / self._fps)
+        key = (self._shape, closed, pose)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        out = self._compose(self._shape, closed, pose)
+        self._last = (key, out)
+        return out
+
+    def _pose(self, t: float) -> tuple[float, float, float]:
+        """Head offset (pixels) and turn (radians): slow sway and breathing, livelier while
+        speaking, a slight nod with the jaw. Rounded so a still head repeats frames exactly."""
+        if self._head is None:
+            return (0.0, 0.0, 0.0)
+        a, p, talk, tau = self._sway, self._phases, self._talk, 2 * math.pi
+        dx = a * (0.55 * math.sin(tau * t / 6.7 + p[0]) + 0.25 * (1 + talk) * math.sin(tau * t / 2.9 + p[1]))
+        dy = a * (0.35 * math.sin(tau * t / 5.3 + p[2]) + 0.5 * self._open)
+        turn = 0.6 * math.sin(tau * t / 8.1 + p[3]) + 0.4 * talk * math.sin(tau * t / 3.1 + p[4])
+        angle = a / self.face.height * turn  # radians: the forehead moves about ``a`` pixels
+        return (round(dx, 2), round(dy, 2), round(angle, 5))
+
+    def _compose(self, shape: Shape, closed: float, pose: tuple[float, float, float]) -> np.ndarray:
+        import cv2
+
+        rx0, ry0, rx1, ry1 = self._roi
+        work = self._region.copy()
+        if shape != _SHAPES[Viseme.REST]:
+            _paste(work, self._mouth_at(shape), self._mouth.box, self._roi)
+        if closed > 0:
+            for eye, eye_at in zip(self._eyes, self._eyes_at, strict=True):
+                _paste(work, eye_at(closed), eye.box, self._roi)
+        if self._head is not None and pose != (0.0, 0.0, 0.0):
+            work = cv2.remap(work, self._head.maps(*pose), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = self._base.copy()
+        w, h = self.video.width, self.video.height
+        n = w * h
+        out[:n].reshape(h, w)[ry0:ry1, rx0:rx1] = work[..., 0]
+        chroma = _subsample(work)
+        for c, start in ((1, n), (2, n + n // 4)):
+            plane = out[start : start + n // 4].reshape(h // 2, w // 2)
+            plane[ry0 // 2 : ry1 // 2, rx0 // 2 : rx1 // 2] = chroma[..., c]
+        return out
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _paste(dst: np.ndarray, patch: np.ndarray, box: tuple[int, int, int, int], roi: tuple[int, int, int, int]) -> None:
+    x0, y0, x1, y1 = box
+    dst[y0 - roi[1] : y1 - roi[1], x0 - roi[0] : x1 - roi[0]] = patch

@@ -1,0 +1,286 @@
+"""The portrait avatar: the face found in a real photo (face mesh and Haar cascade), a mouth that
+opens with the viseme, blinks, a still frame around the face, clear errors, and a render."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_run import linly, text
+from media_probe import probe
+from optional import need
+from PIL import Image
+
+from linly_push.backends import registry
+from linly_push.backends.portrait import Face, PortraitAvatar, PortraitOptions, find_face, load_photo, to_yuv420p
+from linly_push.clock import FrameContext, Ticker, Timeline
+from linly_push.errors import InputError, UsageError
+from linly_push.media import AudioFormat, Mark, Segment, VideoFormat, silence, to_int16
+from linly_push.video import rgb_to_yuv420p, yuv420p_to_rgb
+
+need("cv2", "portrait")
+skimage_data = need("skimage.data", "test")
+
+RATE, FPS = 44100, 25
+AUDIO = AudioFormat(RATE, 2)
+VIDEO = VideoFormat(640, 360, FPS)
+SMALL = VideoFormat(320, 180, FPS)
+FRAME = RATE // FPS  # samples per frame
+
+# skimage's astronaut (512x512): where her mouth and eyes are, read off the picture.
+MOUTH = (223.0, 147.0)
+EYES = ((204.0, 102.0), (247.0, 104.0))  # her right eye (on the viewer's left), then her left
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("photos")
+    Image.fromarray(skimage_data.astronaut()).save(d / "astronaut.png")
+    ramp = np.linspace(40, 220, 400 * 300).reshape(300, 400).astype(np.uint8)
+    Image.fromarray(np.stack([ramp, ramp, ramp[::-1]], axis=-1)).save(d / "gradient.png")
+    (d / "notes.txt").write_text("not a picture", encoding="utf-8")
+    return {"astronaut": d / "astronaut.png", "gradient": d / "gradient.png", "text": d / "notes.txt"}
+
+
+def _avatar(photos: dict[str, Path], video: VideoFormat = VIDEO, **options: object) -> PortraitAvatar:
+    return PortraitAvatar(video, PortraitOptions(image=str(photos["astronaut"]), **options))  # type: ignore[arg-type]
+
+
+def _frames(avatar: PortraitAvatar, *segments: Segment) -> list[np.ndarray]:
+    frames: list[np.ndarray] = []
+    ticker = Ticker(avatar.video, AUDIO, avatar.draw)
+    for segment in segments:
+        frames += [np.asarray(tick.frame) for tick in ticker.feed(segment)]
+    return frames
+
+
+def _speech(labels: str) -> Segment:
+    """Speech with one phoneme mark per frame window, one per label (space separated)."""
+    names = labels.split()
+    marks = [Mark(name, max(0, (k * FRAME) - FRAME // 2), (k + 1) * FRAME - FRAME // 2)
+             for k, name in enumerate(names)]  # fmt: skip
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(len(names) * FRAME) / RATE)
+    return Segment(to_int16(np.repeat(tone[:, None], 2, axis=1)), "speech", phonemes=marks)
+
+
+def _quiet(seconds: float) -> Segment:
+    return Segment(silence(round(seconds * RATE), AUDIO), "pause")
+
+
+def _luma(frame: np.ndarray, video: VideoFormat) -> np.ndarray:
+    return frame[: video.width * video.height].reshape(video.height, video.width)
+
+
+def _eye_centres(face: Face) -> list[np.ndarray]:
+    return sorted((np.mean(eye, axis=0) for eye in face.eyes), key=lambda p: p[0])
+
+
+def _check_astronaut(face: Face, mouth_tolerance: float, eye_tolerance: float) -> None:
+    x0, y0, x1, y1 = face.box
+    mx, my = face.mouth_centre
+    assert x0 < mx < x1 and (y0 + y1) / 2 < my < y1  # in the lower half of the face
+    assert np.hypot(mx - MOUTH[0], my - MOUTH[1]) < mouth_tolerance, face.mouth_centre
+    for found, known in zip(_eye_centres(face), EYES, strict=True):
+        assert np.hypot(*(found - known)) < eye_tolerance, found
+        assert found[1] < my
+
+
+def test_the_face_mesh_finds_the_mouth_and_eyes(photos: dict[str, Path]) -> None:
+    need("mediapipe", "portrait")
+    face = find_face(load_photo(photos["astronaut"], (0, 0, 0)), "mesh")
+    assert face is not None and face.detector == "mesh"
+    _check_astronaut(face, mouth_tolerance=5, eye_tolerance=5)
+    # In the frame: scaled to cover it (640 / 512), the photo's top-left corner at the frame's.
+    avatar = _avatar(photos)
+    assert avatar.face.detector == "mesh"
+    assert np.allclose(avatar.face.points, face.points * 1.25, atol=2)
+
+
+def test_a_face_small_in_the_picture_is_found_by_the_mesh_inside_the_haar_box() -> None:
+    need("mediapipe", "portrait")
+    rgb = np.full((1024, 1024, 3), 128, np.uint8)  # too small a face for the mesh's own detector
+    rgb[256:768, 256:768] = skimage_data.astronaut()
+    face = find_face(rgb, "auto")
+    assert face is not None and face.detector == "mesh"
+    assert np.hypot(*(face.mouth_centre - MOUTH - 256)) < 5
+
+
+@pytest.mark.parametrize("layout", ["small face", "close-up"])
+def test_the_photo_is_framed_around_the_face(tmp_path: Path, layout: str) -> None:
+    astronaut = skimage_data.astronaut()
+    if layout == "small face":  # in the middle of a big grey picture: zoomed in, no border
+        rgb = np.full((1024, 1024, 3), 128, np.uint8)
+        rgb[256:768, 256:768] = astronaut
+    else:  # the face fills the picture: shrunk, with borders
+        rgb = np.asarray(Image.fromarray(astronaut[50:200, 150:300]).resize((600, 600)))
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    options = PortraitOptions(image=str(tmp_path / "photo.png"), background="#ff00ff", detector="haar")
+    avatar = PortraitAvatar(VIDEO, options)
+    face = avatar.face
+    # The eyes 40 % down, the face centred across, 28 % to 50 % of the frame's height.
+    assert abs(face.eye_centre[1] - 0.4 * VIDEO.height) < 1
+    assert abs((face.eye_centre[0] + face.mouth_centre[0]) / 2 - VIDEO.width / 2) < 1
+    assert 0.28 * VIDEO.height - 1 <= face.height <= 0.5 * VIDEO.height + 1
+    frame = np.asarray(avatar.draw(FrameContext(0, VIDEO, Timeline(AUDIO))))
+    picture = yuv420p_to_rgb(frame, VIDEO.width, VIDEO.height).astype(int)
+    corners = [picture[y, x] for x in (1, VIDEO.width - 2) for y in (1, VIDEO.height - 2)]
+    magenta = [np.abs(c - (255, 0, 255)).max() < 8 for c in corners]
+    assert all(magenta) if layout == "close-up" else not any(magenta)
+
+
+def test_the_haar_cascade_finds_the_face_too(photos: dict[str, Path]) -> None:
+    face = find_face(load_photo(photos["astronaut"], (0, 0, 0)), "haar")
+    assert face is not None and face.detector == "haar"
+    # From the face box and average proportions: close, not exact.
+    _check_astronaut(face, mouth_tolerance=10, eye_tolerance=10)
+    assert _avatar(photos, SMALL, detector="haar").face.detector == "haar"
+
+
+def test_the_mouth_opens_with_the_viseme(photos: dict[str, Path]) -> None:
+    avatar = _avatar(photos, head_motion=0, blink_interval=30)  # nothing else moves in these 2 s
+    frames = _frames(avatar, _speech("_ _ _ " + "a " * 6 + "_ " * 6 + "i " * 6 + "_ " * 6 + "m " * 6))
+    rest, aa, rest_again, i, mbp = (_luma(frames[k], VIDEO) for k in (2, 8, 14, 20, 32))
+    assert np.array_equal(rest, rest_again)  # back to the photo exactly
+    assert np.array_equal(rest, _luma(frames[0], VIDEO))
+    assert not np.array_equal(mbp, rest)  # pressed lips differ a little
+
+    x0, y0, x1, y1 = avatar.face.box
+    mx, my = avatar.face.mouth_centre
+    mouth = np.s_[round(my - 0.2 * (y1 - y0)) : round(my + 0.3 * (y1 - y0)), round(x0) : round(x1)]
+
+    def dark(luma: np.ndarray) -> int:
+        """Pixels that turned dark: the inside of the mouth."""
+        return int(((luma[mouth] < 50) & (rest[mouth] >= 50)).sum())
+
+    assert dark(aa) > 1.5 * dark(i) > 0.25 * (x1 - x0)
+    # What changed is the mouth and jaw: around the mouth, across the face and below the eyes.
+    ys, xs = np.nonzero(aa != rest)
+    assert ys.size > 100
+    assert abs(xs.mean() - mx) < 0.1 * (x1 - x0)
+    assert xs.min() > x0 - 0.1 * (x1 - x0) and xs.max() < x1 + 0.1 * (x1 - x0)
+    assert ys.min() > avatar.face.eye_centre[1]
+    assert abs(np.median(ys) - my) < 0.25 * (y1 - y0)
+
+
+def _runs(changed: list[bool]) -> list[int]:
+    """Lengths of the runs of True."""
+    runs, n = [], 0
+    for c in [*changed, False]:
+        if c:
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    return runs
+
+
+def test_blinks_and_a_still_head_keep_the_rest_of_the_frame(photos: dict[str, Path]) -> None:
+    avatar = _avatar(photos, head_motion=0)
+    segments = (_quiet(10), _speech("h @ l oU w 3: l d " * 4), _quiet(1))
+    frames = [_luma(f, VIDEO) for f in _frames(avatar, *segments)]
+    x0, y0, x1, y1 = avatar.face.box
+    w, h = x1 - x0, y1 - y0
+    quiet = frames[: 10 * FPS]
+
+    # Blinks: now and then the eyes change for ~120 ms; nothing else changes while quiet.
+    eye_points = np.array([p for eye in avatar.face.eyes for p in eye])
+    (ex0, ey0), (ex1, ey1) = eye_points.min(axis=0), eye_points.max(axis=0)
+    eyes = np.s_[round(ey0 - 0.1 * h) : round(ey1 + 0.1 * h), round(ex0 - 0.05 * w) : round(ex1 + 0.05 * w)]
+    blinks = _runs([not np.array_equal(f[eyes], quiet[0][eyes]) for f in quiet])
+    assert 1 <= len(blinks) <= 7, blinks
+    assert all(n <= 4 for n in blinks), blinks
+    outside_eyes = np.ones_like(quiet[0], bool)
+    outside_eyes[eyes] = False
+    assert all(np.array_equal(f[outside_eyes], quiet[0][outside_eyes]) for f in quiet)
+
+    # Speaking moves the mouth and jaw, never anything away from the face.
+    face = np.zeros_like(frames[0], bool)
+    face[round(y0 - 0.1 * h) : round(y1 + 0.5 * h), round(x0 - 0.1 * w) : round(x1 + 0.1 * w)] = True
+    assert not all(np.array_equal(f, frames[0]) for f in frames[10 * FPS :])
+    assert all(np.array_equal(f[~face], frames[0][~face]) for f in frames)
+
+
+def test_head_motion_moves_the_face_only(photos: dict[str, Path]) -> None:
+    avatar = _avatar(photos, head_motion=1, blink_interval=30)
+    frames = [_luma(f, VIDEO) for f in _frames(avatar, _quiet(3))]
+    x0, y0, x1, y1 = avatar.face.box
+    w, h = x1 - x0, y1 - y0
+    centre = np.s_[round(y0) : round(y1), round(x0) : round(x1)]
+    assert sum(not np.array_equal(f[centre], frames[0][centre]) for f in frames) > len(frames) // 2
+    # Slight: the face barely changes from frame to frame.
+    assert max(np.abs(f[centre].astype(int) - g[centre]).mean() for f, g in itertools.pairwise(frames)) < 3
+    far = np.ones_like(frames[0], bool)
+    far[max(0, round(y0 - 0.6 * h)) : round(y1 + 0.6 * h), round(x0 - 0.6 * w) : round(x1 + 0.6 * w)] = False
+    assert all(np.array_equal(f[far], frames[0][far]) for f in frames)
+
+
+def test_same_seed_same_frames_and_frames_are_not_changed_later(photos: dict[str, Path]) -> None:
+    def run(seed: int) -> list[np.ndarray]:
+        return _frames(_avatar(photos, SMALL, seed=seed), _quiet(1), _speech("h @ l oU " * 5), _quiet(4))
+
+    first, again, other = run(3), run(3), run(4)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+    avatar = _avatar(photos, SMALL)
+    ticker = Ticker(SMALL, AUDIO, avatar.draw)
+    drawn = [(tick.frame, np.array(tick.frame)) for tick in ticker.feed(_speech("a m o _ " * 10))]
+    list(ticker.feed(_quiet(3)))
+    assert all(np.array_equal(frame, copy) for frame, copy in drawn)
+    assert all(np.asarray(frame).size == SMALL.frame_bytes for frame, _ in drawn)
+
+
+def test_frames_are_bt709_like_every_avatar() -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    ours, reference = to_yuv420p(rgb).astype(int), rgb_to_yuv420p(rgb).astype(int)
+    assert ours.shape == reference.shape and np.abs(ours - reference).max() <= 1
+
+
+def test_bad_photos_and_options_are_clear_errors(photos: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no face found in .*gradient.png: use a clear, front-facing photo"):
+        PortraitAvatar(SMALL, PortraitOptions(image=str(photos["gradient"])))
+    with pytest.raises(InputError, match="photo .*missing.jpg not found"):
+        PortraitAvatar(SMALL, PortraitOptions(image=str(tmp_path / "missing.jpg")))
+    with pytest.raises(InputError, match="cannot read .*notes.txt as a picture"):
+        PortraitAvatar(SMALL, PortraitOptions(image=str(photos["text"])))
+    with pytest.raises(UsageError, match=r"pass --set avatar.image=photo.jpg"):
+        PortraitAvatar(SMALL, registry.options(PortraitAvatar, {}))
+    with pytest.raises(UsageError, match="unknown option avatar.photo"):
+        registry.options(PortraitAvatar, {"photo": "me.jpg"})
+    with pytest.raises(UsageError, match="avatar.detector"):
+        registry.options(PortraitAvatar, {"image": "me.jpg", "detector": "dlib"})
+
+
+def test_bad_photos_from_the_command_line(photos: dict[str, Path], tmp_path: Path) -> None:
+    script = tmp_path / "hi.txt"
+    script.write_text("Hi.", encoding="utf-8")
+    out = str(tmp_path / "out.mp4")
+    no_image = linly("render", "--script", str(script), "--avatar", "portrait", "-o", out)
+    no_face = linly("render", "--script", str(script), "--avatar", "portrait",
+                    "--set", f"avatar.image={photos['gradient']}", "-o", out)  # fmt: skip
+    assert no_image.returncode == 2, text(no_image)
+    assert "avatar.image=" in text(no_image)
+    assert no_face.returncode == 3, text(no_face)
+    assert "no face found" in text(no_face)
+    for r in (no_image, no_face):
+        assert "Traceback" not in text(r)
+        assert len(r.stderr.decode().strip().splitlines()) == 1, text(r)
+
+
+def test_render_a_talking_photo(photos: dict[str, Path], tmp_path: Path) -> None:
+    script = tmp_path / "hello.txt"
+    script.write_text("Hello from a photo.", encoding="utf-8")
+    out = tmp_path / "photo.mp4"
+    r = linly("render", "--preset", "live", "--script", str(script), "--avatar", "portrait",
+              "--set", f"avatar.image={photos['astronaut']}", "-o", str(out))  # fmt: skip
+    assert r.returncode == 0, text(r)
+    p = probe(out)
+    assert p.video["codec_name"] == "h264" and p.audio["codec_name"] == "aac"
+    assert (p.video["width"], p.video["height"]) == (960, 540)
+    assert 0.8 < p.video_seconds < 5
+
+
+def test_registered_as_the_portrait_avatar() -> None:
+    assert registry.get("avatar", "portrait") is PortraitAvatar
+    assert PortraitAvatar.missing() is None
