@@ -54,7 +54,7 @@ class Terminated(Interrupted):
 EXIT_CODES = {
     0: "done",
     UsageError.exit_code: "usage: bad flag or value, unknown preset or backend, invalid preset file, no input",
-    InputError.exit_code: "bad input: script or audio missing, unreadable, empty, undecodable, not UTF-8",
+    InputError.exit_code: "bad input: script, audio or probed file missing, unreadable, empty, undecodable, not UTF-8",
     BackendError.exit_code: "a TTS or avatar backend failed",
     OutputError.exit_code: "output failed: ffmpeg error, server unreachable, output folder missing",
     CheckFailed.exit_code: "check failed: a probed stream or file does not match what --expect asked for",

@@ -29,7 +29,7 @@ def expand(url: str, env: Mapping[str, str] = os.environ) -> str:
     def value(m: re.Match[str]) -> str:
         name = m.group(1)
         if not env.get(name):
-            raise UsageError(f"environment variable {name} is not set or empty (the output URL uses ${{{name}}})")
+            raise UsageError(f"environment variable {name} is not set or empty (the URL uses ${{{name}}})")
         return env[name]
 
     return _VAR.sub(value, url)

@@ -13,7 +13,7 @@ from typer.exceptions import Abort
 from .. import __version__
 from ..errors import EXIT_CODES, Interrupted, LinlyPushError, Terminated
 from ..events import Event
-from . import info, run
+from . import info, probe, run
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
 
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.command(epilog=_EPILOG)(run.render)
 app.command(epilog=_EPILOG)(run.live)
+app.command(epilog=_EPILOG)(probe.probe)
 app.add_typer(info.presets_app, name="presets")
 app.command()(info.backends)
 
