@@ -53,7 +53,7 @@ class Terminated(Interrupted):
 
 EXIT_CODES = {
     0: "done",
-    UsageError.exit_code: "usage: bad flag or value, unknown preset or backend, invalid preset file, no input",
+    UsageError.exit_code: "usage: bad flag or value, unknown preset or backend, invalid preset or rundown file, a start time in the past, no input",
     InputError.exit_code: "bad input: script, audio or probed file missing, unreadable, empty, undecodable, not UTF-8",
     BackendError.exit_code: "a TTS or avatar backend failed",
     OutputError.exit_code: "output failed: ffmpeg error, server unreachable, output folder missing",

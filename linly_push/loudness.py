@@ -30,7 +30,8 @@ BLOCK_SECONDS = 0.4  # a gating block
 HOPS_PER_BLOCK = 4  # blocks overlap by 75%: one starts every 100 ms
 ABSOLUTE_GATE = -70.0  # LUFS
 RELATIVE_GATE = -10.0  # LU below the loudness of the blocks above the absolute gate
-SILENT = -60.0  # LUFS: quieter than this there is nothing to level (hiss, room tone)
+SILENT = -55.0  # LUFS: quieter than this there is nothing to level (hiss, room tone)
+MAX_GAIN = 36.0  # dB: speech down to -52 LUFS is brought up to -16, nothing quieter
 OVERSAMPLE = 4  # for true peak
 # At most this much of the gain may come from limiting (the peaks taken down by up to this);
 # audio that would need more stays under the target rather than being squashed.
@@ -189,7 +190,7 @@ def gain_db(m: Measurement, t: Target) -> float:
     peaks down by more than MAX_LIMITING; 0 for silence."""
     if m.silent:
         return 0.0
-    return min(t.lufs - m.lufs, t.true_peak + MAX_LIMITING - m.true_peak)
+    return min(t.lufs - m.lufs, t.true_peak + MAX_LIMITING - m.true_peak, MAX_GAIN)
 
 
 def apply(samples: np.ndarray, gain: float) -> np.ndarray:
@@ -266,7 +267,12 @@ class Leveller:
         if m.gated and not m.silent:
             self._gains[voice] = gain_db(m, self.target)
             return self._gains[voice]
-        return self._gains.get(voice, gain_db(m, self.target))
+        if m.silent:
+            return 0.0
+        # The voice's gain, but never more than its own peaks allow: a short loud word after a
+        # quiet sentence must not be pushed far into the limiter.
+        fresh = gain_db(m, self.target)
+        return min(self._gains.get(voice, fresh), self.target.true_peak + MAX_LIMITING - m.true_peak)
 
     def __call__(self, samples: np.ndarray, rate: int, voice: str = "") -> np.ndarray:
         """``samples`` (n, channels) float, levelled. ``voice`` tells voices apart: the TTS and

@@ -10,6 +10,7 @@ and the broadcast resumes at the start of the sentence that was cut.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -23,7 +24,7 @@ from .backends import registry
 from .backends.base import Avatar, TTSBackend
 from .captions import Captioner, Cue, cue_for, webvtt
 from .clock import Pacer, Tick
-from .errors import BackendError, Interrupted, LinlyPushError, OutputError
+from .errors import BackendError, Interrupted, LinlyPushError, OutputError, UsageError
 from .events import Event, Listener, ignore
 from .ffmpeg import FFmpegSink, find_ffmpeg
 from .media import AudioFormat, Segment, VideoFormat, silence
@@ -62,6 +63,7 @@ class Job:
     duration: float | None = None  # end after this many seconds of media
     start_at: datetime | None = None  # live: go on air then (minus warmup)
     warmup: float | None = None  # seconds of idle before the first segment, instead of speech.lead_in
+    title: str = ""  # a rundown's
 
     @property
     def video(self) -> VideoFormat:
@@ -74,17 +76,20 @@ class Job:
         return AudioFormat(a.sample_rate, a.channels)
 
     @property
+    def known(self) -> bool:
+        """Whether the whole program is known up front (not a script still arriving on stdin)."""
+        return isinstance(self.inputs, (list, tuple))
+
+    @property
     def sentences(self) -> int | None:
         """How many sentences the script has; None while it is still arriving, or looping."""
-        if self.loop or not isinstance(self.inputs, (list, tuple)):
+        if self.loop or not self.known:
             return None
         return sum(isinstance(i, Sentence) for i in self.inputs)
 
     @property
     def speaks(self) -> bool:
-        if not isinstance(self.inputs, (list, tuple)):
-            return True
-        return any(isinstance(i, Sentence) for i in self.inputs)
+        return not self.known or any(isinstance(i, Sentence) for i in self.inputs)
 
     @property
     def lead_in(self) -> float:
@@ -92,12 +97,13 @@ class Job:
 
     def items(self) -> Iterator[Input]:
         if self.loop:
-            assert isinstance(self.inputs, (list, tuple)), "only a finished program can loop"
-            return repeat(self.inputs)
+            if not self.known:
+                raise UsageError("--loop repeats a finished script; it cannot repeat standard input")
+            return repeat(self.inputs)  # type: ignore[arg-type]
         return iter(self.inputs)
 
     def casts(self) -> list[Cast]:
-        return casts(self.inputs) if isinstance(self.inputs, (list, tuple)) else []
+        return casts(self.inputs) if self.known else []
 
     def destinations(self, attempt: int) -> list[str]:
         """ffmpeg's outputs for the ``attempt``-th connection: a retry records into a new file."""
@@ -148,7 +154,7 @@ class Backends:
         preset = job.preset
         tts: dict[str, TTSBackend] = {}
         avatars: dict[str, Avatar] = {}
-        for choice in voices(job.inputs, preset.tts) if job.speaks else []:
+        for choice in (voices(job.inputs, preset.tts) if job.known else [preset.tts]) if job.speaks else []:
             if choice_key(choice) not in tts:
                 tts[choice_key(choice)] = backend = make_tts(choice)
                 held.callback(backend.close)
@@ -163,23 +169,29 @@ class Backends:
         return self.avatars[self.default_avatar]
 
 
+PAUSE_CHUNK = 1.0  # seconds: long pauses go out in pieces, so an hour of idle never sits in memory
+
+
 def segments(job: Job, backends: Backends) -> Iterator[Segment]:
     """Everything the stream will say, in order, pauses included. ``job.inputs`` may be a
     stream (a script piped in while on air): nothing here looks ahead."""
     fmt, sp = job.audio, job.preset.speech
-    look: str | None = None  # the avatar key segments carry once a rundown names one
-    voice = backends.default_tts
     target = loudness.Target.from_settings(job.preset.audio)
     leveller = loudness.Leveller(target) if target else None
+    voice = backends.default_tts
+    # The avatar key segments carry once a rundown names one; the lead-in already shows the
+    # first segment's avatar.
+    first = next((i for i in job.inputs if isinstance(i, Cast)), None) if job.known else None
+    look = choice_key(first.avatar) if first else None
 
-    def pause(seconds: float) -> Segment:
-        return Segment(silence(round(seconds * fmt.sample_rate), fmt), "pause")
+    def pause(seconds: float) -> Iterator[Segment]:
+        left = round(seconds * fmt.sample_rate)
+        while left > 0:
+            n = min(left, round(PAUSE_CHUNK * fmt.sample_rate))
+            left -= n
+            yield Segment(silence(n, fmt), "pause", avatar=look)
 
-    def stamped(seg: Segment) -> Segment:
-        seg.avatar = look
-        return seg
-
-    yield pause(job.lead_in)
+    yield from pause(job.lead_in)
     number = 0
     previous: Input | None = None
     for item in job.items():
@@ -187,13 +199,13 @@ def segments(job: Job, backends: Backends) -> Iterator[Segment]:
             voice, look = choice_key(item.tts), choice_key(item.avatar)
             continue
         if isinstance(item, Pause):
-            yield stamped(pause(sp.paragraph_pause))
+            yield from pause(sp.paragraph_pause)
         elif isinstance(item, Rest):
-            yield stamped(pause(item.seconds))
+            yield from pause(item.seconds)
         elif isinstance(item, Sentence):
             number += 1
             if isinstance(previous, Sentence):
-                yield stamped(pause(sp.sentence_pause))
+                yield from pause(sp.sentence_pause)
             tts = backends.tts[voice]
             lang = item.lang or detect_lang(item.text)
             try:
@@ -203,12 +215,15 @@ def segments(job: Job, backends: Backends) -> Iterator[Segment]:
             except Exception as exc:
                 raise BackendError(f"{tts.name}: failed on sentence {number}: {exc}") from exc
             # Each voice, and each language of a voice, keeps its own level for short sentences.
-            yield stamped(audio_io.speech_segment(speech, fmt, item.text, number, leveller, voice=f"{voice}/{lang}"))
+            seg = audio_io.speech_segment(speech, fmt, item.text, number, leveller, voice=f"{voice}/{lang}")
+            seg.avatar = look
+            yield seg
         else:
             for seg in audio_io.file_segments(item.info, fmt, target):
-                yield stamped(seg)
+                seg.avatar = look
+                yield seg
         previous = item
-    yield stamped(pause(sp.tail))
+    yield from pause(sp.tail)
 
 
 def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = None) -> Summary:
@@ -222,6 +237,9 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
         binary = find_ffmpeg()
         if job.start_at is not None:
             _wait_until(job, on_event, stop)
+            # Going on air late (a timer that fired late, slow loading) shortens the warmup, so
+            # the show itself still starts on time.
+            job = dataclasses.replace(job, warmup=min(job.warmup or 0.0, max(0.0, job.start_at.timestamp() - time.time())))
         return _Broadcast(job, backends, binary.path, on_event, stop).run(binary.version)
 
 
@@ -257,6 +275,7 @@ class _Broadcast:
         self.reconnects = 0
         self.repeated = 0
         self.limit = round(job.duration * job.video.fps) if job.duration else float("inf")  # frames
+        self.on_screen = backends.avatar  # a rundown's avatar stays on screen across a reconnect
         captions = job.preset.captions
         self.captioner = Captioner(self.video, captions) if captions.burn != "off" else None
         self.cues: list[Cue] | None = [] if captions.vtt and not job.live else None
@@ -265,7 +284,7 @@ class _Broadcast:
     def run(self, ffmpeg_version: str) -> Summary:
         job, video, fmt = self.job, self.video, self.fmt
         self.emit(Event("started", {
-            "output": job.masked(), "live": job.live, "preset": job.preset.name,
+            "output": job.masked(), "live": job.live, "preset": job.preset.name, "title": job.title or None,
             "video": f"{video.width}x{video.height}@{video.fps}", "audio": f"{fmt.sample_rate}Hz/{fmt.channels}ch",
             "tts": job.preset.tts.backend if self.backends.tts else None, "avatar": job.preset.avatar.backend,
             "sentences": job.sentences, "ffmpeg": ffmpeg_version,
@@ -297,9 +316,12 @@ class _Broadcast:
                 }))
                 if self.stop.wait(delay):
                     raise Interrupted("stopped while reconnecting")
+        except Interrupted:
+            self._write_vtt()  # what was rendered keeps its captions, even when stopped
+            raise
         finally:
             spoken.stop()
-            vtt = self._write_vtt()  # what was rendered keeps its captions, even when stopped
+        vtt = self._write_vtt()
         summary = Summary(
             job.masked(), self.frames, self.frames / video.fps, len(self.said), time.monotonic() - self.t0,
             self.reconnects, self.repeated,
@@ -332,7 +354,7 @@ class _Broadcast:
         counters = Counters()
         pacer = Pacer(video.fps) if job.live else None
         drawer = Drawer(
-            video, self.fmt, self.backends.avatar, spoken, replay, pacer, counters,
+            video, self.fmt, self.on_screen, spoken, replay, pacer, counters,
             avatars=self.backends.avatars, overlay=self.captioner,
         )
         sink = FFmpegSink(preset.video, preset.audio, job.destinations(attempt), ffmpeg=self.ffmpeg, secrets=job.secrets)
@@ -383,6 +405,7 @@ class _Broadcast:
             if not job.live:
                 raise
             out_time = sink.progress.out_time if sink.progress else 0.0
+            self.on_screen = drawer.avatar
             return exc, drawer, counters.sent / video.fps, connected or sink.connected, out_time
         except (_Stopped, KeyboardInterrupt):
             _halt(drawn)

@@ -22,7 +22,7 @@ else:  # pragma: no cover
 
 # Inside an installed wheel, or presets/ at the top of a source checkout (an editable install).
 _HERE = Path(__file__).resolve().parent
-PRESET_DIR = next((d for d in (_HERE / "presets", _HERE.parent / "presets") if d.is_dir()), _HERE / "presets")
+PRESET_DIR = next((d for d in (_HERE / "builtin_presets", _HERE.parent / "presets") if d.is_dir()), _HERE / "builtin_presets")
 DEFAULT_PRESET = "live"
 X264_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",

@@ -56,9 +56,7 @@ def casts(items: Iterable[Input]) -> list[Cast]:
 
 
 def voices(items: Iterable[Input], default: BackendChoice) -> list[BackendChoice]:
-    """The TTS choices that speak at least one sentence (a stream still arriving: the default)."""
-    if not isinstance(items, (list, tuple)):
-        return [default]
+    """The TTS choices that speak at least one sentence of a finished program."""
     found: dict[str, BackendChoice] = {}
     current = default
     for item in items:

@@ -2,20 +2,22 @@
 
 Each segment is one of ``script`` (text), ``script_file``, ``audio`` (a recording) or ``pause``
 (seconds of idle avatar and silence), with optional ``tts``, ``avatar`` and ``voice`` overrides
-for that segment only. Paths are relative to the rundown file. Everything is read and checked
-here, before anything goes on air.
+for that segment only. Paths (script_file, audio, and files named in a backend table) are
+relative to the rundown file. Everything is read and checked here, before anything goes on air.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import audio as audio_io
+from .backends import registry
 from .errors import InputError, UsageError
 from .presets import BackendChoice, Preset, describe
 from .program import AudioFile, Cast, Input, Rest
@@ -34,7 +36,7 @@ class _Segment(BaseModel):
     script: str | None = None
     script_file: str | None = None
     audio: str | None = None
-    pause: float | None = Field(None, gt=0, le=86400)
+    pause: float | None = Field(None, gt=0, le=86400, strict=True)
     tts: str | dict[str, Any] | None = None  # a backend name, or a table with backend and options
     avatar: str | dict[str, Any] | None = None
     voice: str | None = None  # shorthand for the TTS option "voice"
@@ -50,19 +52,26 @@ class _Segment(BaseModel):
     @field_validator("tts", "avatar")
     @classmethod
     def _backend(cls, v: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
-        if isinstance(v, dict) and "backend" not in v:
-            raise ValueError("a table here needs a backend key, e.g. { backend = \"piper\", speed = 1.1 }")
+        if isinstance(v, dict) and not isinstance(v.get("backend"), str):
+            raise ValueError("a table here needs a backend name, e.g. { backend = \"piper\", speed = 1.1 }")
         return v
 
 
 class _Rundown(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str = ""
+    title: str = ""  # shown when the show starts
     segment: list[_Segment] = Field(min_length=1)
 
 
-def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str]) -> list[Input]:
-    """The program a rundown file describes, every file in it read (scripts) or probed (audio).
+@dataclass(frozen=True)
+class Show:
+    title: str
+    program: list[Input]
+
+
+def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str]) -> Show:
+    """The show a rundown file describes, every file in it read (scripts) or probed (audio) and
+    every backend choice checked.
 
     ``read_script`` reads and checks one script file (the CLI's, so errors read the same).
     """
@@ -86,7 +95,7 @@ def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str]) -
     program: list[Input] = []
     for number, seg in enumerate(rundown.segment, 1):
         where = f"rundown {path}, segment {number}"
-        program.append(_cast(seg, preset, where))
+        program.append(_cast(seg, preset, base, where))
         if seg.pause is not None:
             program.append(Rest(seg.pause))
         elif seg.audio is not None:
@@ -97,25 +106,38 @@ def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str]) -
             if not any(isinstance(i, Sentence) for i in items):
                 raise InputError(f"{where} has nothing to say")
             program.extend(items)
-    # Recordings are measured for loudness now, not when they come up on air.
-    return [AudioFile(audio_io.measured(i.info, preset.audio)) if isinstance(i, AudioFile) else i for i in program]
+    return Show(rundown.title, program)
 
 
-def _cast(seg: _Segment, preset: Preset, where: str) -> Cast:
-    tts = _choice(seg.tts, preset.tts)
+def _cast(seg: _Segment, preset: Preset, base: Path, where: str) -> Cast:
+    tts = _choice(seg.tts, preset.tts, base)
     if seg.voice is not None:
         tts = BackendChoice(**{**tts.model_dump(), "voice": seg.voice})
-    return Cast(tts, _choice(seg.avatar, preset.avatar))
+    cast = Cast(tts, _choice(seg.avatar, preset.avatar, base))
+    speaks = seg.script is not None or seg.script_file is not None  # else its TTS never runs
+    for kind, choice in (("tts", cast.tts), ("avatar", cast.avatar))[0 if speaks else 1 :]:
+        try:
+            registry.options(registry.get(kind, choice.backend), choice.options)
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+    return cast
 
 
-def _choice(value: str | dict[str, Any] | None, default: BackendChoice) -> BackendChoice:
+def _choice(value: str | dict[str, Any] | None, default: BackendChoice, base: Path) -> BackendChoice:
     """A segment's backend: the preset's when not given; the preset's options when only the
-    same backend's name is given; a table replaces them."""
+    same backend's name is given; a table replaces them. A relative path in a table that names
+    a file beside the rundown (a photo, a clip, a voice) is taken from there."""
     if value is None or value == default.backend:
         return default
     if isinstance(value, str):
         return BackendChoice(backend=value)
-    return BackendChoice(**value)
+    return BackendChoice(**{k: _beside(v, base) for k, v in value.items()})
+
+
+def _beside(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not Path(value).is_absolute() and (base / value).exists():
+        return str(base / value)
+    return value
 
 
 def _where(exc: ValidationError) -> str:
@@ -126,7 +148,9 @@ def _where(exc: ValidationError) -> str:
     else:
         place = ".".join(loc) or "the file"
     if err["type"] == "extra_forbidden":
-        return f"{place}: unknown key (a segment takes {', '.join(_Segment.model_fields)})"
+        if loc and loc[0] == "segment":
+            return f"{place}: unknown key (a segment takes {', '.join(_Segment.model_fields)})"
+        return f"unknown key {place!r} (a rundown has title and [[segment]] tables)"
     if err["type"] == "missing" and loc == ["segment"]:
         return "no [[segment]] tables"
     return f"{place}: {describe(err)}"

@@ -6,7 +6,8 @@ Pure functions of the text and the current time, so tests can pin them.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
 
 from .errors import UsageError
 
@@ -23,7 +24,7 @@ def parse_duration(text: str) -> float:
     seconds: float | None = None
     if re.fullmatch(r"\d+(\.\d+)?", t):
         seconds = float(t)
-    elif re.fullmatch(r"(\d+:)?\d{1,2}:\d{2}(\.\d+)?", t):
+    elif re.fullmatch(r"(\d+:)?\d{1,2}:[0-5]\d(\.\d+)?", t) and (t.count(":") == 1 or int(t.split(":")[1]) < 60):
         seconds = 0.0
         for part in t.split(":"):
             seconds = seconds * 60 + float(part)
@@ -34,22 +35,28 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def parse_start(text: str, now: datetime) -> datetime:
+def system_local(naive: datetime) -> datetime:
+    """A wall-clock time in the system's time zone, with the offset in force on that date."""
+    return naive.astimezone()
+
+
+def parse_start(text: str, now: datetime, local: Callable[[datetime], datetime] = system_local) -> datetime:
     """When to go on air: ``20:00`` or ``20:00:30`` (today, local time) or an ISO date and time
     (``2026-12-01T20:00``, local; ``2026-12-01T20:00+08:00`` with an offset).
 
-    ``now`` must carry its time zone. A time more than LATE_GRACE seconds ago is a UsageError.
+    ``now`` is the current local time, with its offset; ``local`` gives a wall-clock time its
+    offset (which differs from today's across a daylight-saving change). A time more than
+    LATE_GRACE seconds ago is a UsageError.
     """
     t = text.strip()
     clock = _CLOCK.match(t)
     try:
         if clock:
-            h, m, s = int(clock[1]), int(clock[2]), int(clock[3] or 0)
-            start = now.replace(hour=h, minute=m, second=s, microsecond=0)
+            start = local(datetime.combine(now.date(), time(int(clock[1]), int(clock[2]), int(clock[3] or 0))))
         else:
             start = datetime.fromisoformat(t.replace(" ", "T", 1).removesuffix("Z") + ("+00:00" if t.endswith("Z") else ""))
             if start.tzinfo is None:
-                start = start.replace(tzinfo=now.tzinfo)
+                start = local(start)
     except ValueError:
         raise UsageError(
             f"--at takes a time like 20:00 (today) or 2026-12-01T20:00 or 2026-12-01T20:00+08:00, not {text!r}"

@@ -147,9 +147,13 @@ class Drawer:
                 continue
             seg: Segment = item  # type: ignore[assignment]
             if seg.kind == "pause" and self._idled:
-                # Idle silence already stands in for (part of) this pause: don't make new speech wait twice.
-                seg = Segment(seg.audio[self._idled :], "pause", avatar=seg.avatar)
-            self._idled = 0
+                # Idle silence already stands in for (part of) this pause, which may come in
+                # pieces: don't make new speech wait twice.
+                cut = min(self._idled, len(seg))
+                seg = Segment(seg.audio[cut:], "pause", avatar=seg.avatar)
+                self._idled -= cut
+            elif seg.kind != "pause":
+                self._idled = 0
             if len(seg):
                 yield from self._feed(seg)
         yield from self.ticker.finish()

@@ -436,8 +436,8 @@ def test_a_plain_pip_install_ships_the_presets(tmp_path):
                     str(ROOT)], check=True, capture_output=True, timeout=300)
     [wheel] = tmp_path.glob("linly_push-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"linly_push/presets/{p.name}" for p in (ROOT / "presets").glob("*.toml")} <= names
-    assert len([n for n in names if n.startswith("linly_push/presets/")]) == 4
+    assert {f"linly_push/builtin_presets/{p.name}" for p in (ROOT / "presets").glob("*.toml")} <= names
+    assert len([n for n in names if n.startswith("linly_push/builtin_presets/")]) == 4
 
 
 def test_docker_build_context_keeps_what_the_install_needs():

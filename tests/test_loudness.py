@@ -18,6 +18,7 @@ from linly_push import audio as audio_io
 from linly_push import loudness
 from linly_push.backends.espeak import EspeakTTS
 from linly_push.cli.inputs import gather
+from linly_push.cli.inputs import measure as measure_program
 from linly_push.loudness import Leveller, Measurement, Target, gain_db, limit, measure, measure_blocks
 from linly_push.media import AudioFormat, Speech
 from linly_push.presets import AudioSettings
@@ -246,13 +247,13 @@ def test_a_file_is_measured_as_it_will_play(tmp_path, speech):
     assert audio_io.measured(info, AudioSettings(loudness="off")).measured is None
 
 
-def test_gather_measures_files_only_when_levelling(tmp_path, speech):
+def test_recordings_are_measured_before_air_only_when_levelling(tmp_path, speech):
     write_speech(tmp_path / "a.wav", speech, -30)
-    (plain,) = gather(None, [tmp_path / "a.wav"], 160)  # the old call still works
-    assert plain.info.measured is None
-    (levelled,) = gather(None, [tmp_path / "a.wav"], 160, audio_settings=AudioSettings())
+    program = gather(None, [tmp_path / "a.wav"], 160)
+    assert program[0].info.measured is None
+    (levelled,) = measure_program(program, AudioSettings())
     assert levelled.info.measured is not None and levelled.info.measured.lufs == pytest.approx(-30, abs=0.5)
-    (off,) = gather(None, [tmp_path / "a.wav"], 160, audio_settings=AudioSettings(loudness="off"))
+    (off,) = measure_program(program, AudioSettings(loudness="off"))
     assert off.info.measured is None
 
 
@@ -303,3 +304,26 @@ def test_render_levels_espeak_speech(tmp_path):
     lufs, peak = ebur128(out)
     assert lufs == pytest.approx(-16.0, abs=1.0)
     assert peak <= -1.0 + 0.3
+
+
+def test_a_short_loud_sentence_after_a_quiet_one_is_not_pushed_into_the_limiter(speech):
+    samples, rate = speech
+    leveller = Leveller(TARGET)
+    quiet = np.repeat(samples[:, None], 2, axis=1) * np.float32(10 ** (-20 / 20))
+    leveller(quiet, rate, "v")  # a quiet voice: a large gain is remembered for it
+    remembered = leveller.gain(measure(quiet, rate), "v")
+    t = np.arange(int(0.3 * rate)) / rate
+    loud = np.repeat((0.6 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)[:, None], 2, axis=1)  # too short to gate
+    m = measure(loud, rate)
+    allowed = TARGET.true_peak + loudness.MAX_LIMITING - m.true_peak
+    assert not m.gated and remembered > allowed + 3  # the remembered gain would crush it
+    assert leveller.gain(m, "v") == pytest.approx(allowed)
+    assert measure(leveller(loud, rate, "v"), rate).true_peak <= TARGET.true_peak + 0.2
+
+
+def test_hiss_is_left_alone():
+    rate = 22050
+    rng = np.random.default_rng(1)
+    hiss = (rng.standard_normal((rate * 2, 2)) * 10 ** (-63 / 20)).astype(np.float32)  # about -57 LUFS
+    out = Leveller(TARGET)(hiss, rate, "v")
+    assert np.allclose(out, hiss)

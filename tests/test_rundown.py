@@ -54,7 +54,9 @@ script_file = "more.txt"
 
 
 def test_a_rundown_becomes_one_program_with_a_cast_per_segment(tmp_path):
-    program = load(_show(tmp_path, MIXED), presets.load("local-test"), _read)
+    show = load(_show(tmp_path, MIXED), presets.load("local-test"), _read)
+    assert show.title == "Evening show"
+    program = show.program
     kinds = [type(i).__name__ for i in program]
     assert kinds == ["Cast", "Sentence", "Sentence", "Cast", "Rest", "Cast", "Sentence", "Cast", "AudioFile",
                      "Cast", "Sentence", "Sentence"]
@@ -73,12 +75,27 @@ def test_a_rundown_becomes_one_program_with_a_cast_per_segment(tmp_path):
     ("[[segment]]\nscript = 'Hi.'\n[[segment]]\nspeech = 'x'", r"segment 2, speech: unknown key"),
     ("[[segment]]\npause = -1", r"segment 1, pause: "),
     ("title = 'x'", r"no \[\[segment\]\] tables"),
-    ("[[segment]]\nscript = 'Hi.'\navatar = { image = 'a.jpg' }", r"segment 1, avatar: .*needs a backend key"),
+    ("[[segment]]\nscript = 'Hi.'\navatar = { image = 'a.jpg' }", r"segment 1, avatar: .*needs a backend name"),
+    ("[[segment]]\nscript = 'Hi.'\ntts = { backend = 3 }", r"segment 1, tts: .*needs a backend name"),
+    ("[[segment]]\nscript = 'Hi.'\n[[segment]]\nscript = 'Yo.'\ntts = { backend = 'espeak', voce = 'x' }",
+     r"segment 2: espeak: unknown option tts.voce"),
+    ("[[segment]]\nscript = 'Hi.'\navatar = 'nope'", r"segment 1: unknown avatar backend 'nope'"),
+    ("[[segment]]\npause = true", r"segment 1, pause: "),
+    ("show = 'x'\n[[segment]]\nscript = 'Hi.'", r"unknown key 'show' \(a rundown has title and \[\[segment\]\] tables\)"),
     ("[[segment\nscript = 'Hi.'", r"invalid rundown"),
 ])
 def test_bad_rundowns_are_usage_errors_that_say_where(tmp_path, body, message):
     with pytest.raises(UsageError, match=message):
         load(_show(tmp_path, body), presets.load("local-test"), _read)
+
+
+def test_files_named_in_a_backend_table_are_found_beside_the_rundown(tmp_path, monkeypatch):
+    (tmp_path / "show").mkdir()
+    (tmp_path / "show" / "idle.mp4").write_bytes(b"")
+    show = _show(tmp_path / "show", "[[segment]]\nscript = 'Hi.'\navatar = { backend = 'loop', idle = 'idle.mp4', talk = 'x.mp4' }")
+    monkeypatch.chdir(tmp_path)
+    [cast] = [i for i in load(show, presets.load("local-test"), _read).program if isinstance(i, Cast)]
+    assert cast.avatar.options == {"idle": str(tmp_path / "show" / "idle.mp4"), "talk": "x.mp4"}  # x.mp4 is not there
 
 
 def test_missing_files_in_a_rundown_are_input_errors(tmp_path):
@@ -157,7 +174,7 @@ def test_a_rundown_naming_an_unknown_backend_fails_before_anything_is_written(tm
     show = _show(tmp_path, "[[segment]]\nscript = 'Hello.'\n[[segment]]\nscript = 'Bye.'\navatar = 'nope'")
     out = tmp_path / "x.mp4"
     r = linly("render", "--rundown", str(show), "-o", str(out), *FAST)
-    assert r.returncode == 2 and "unknown avatar backend 'nope'" in text(r) and "Traceback" not in text(r)
+    assert r.returncode == 2 and "segment 2: unknown avatar backend 'nope'" in text(r) and "Traceback" not in text(r)
     assert not out.exists()
     r = linly("render", "--rundown", str(show), "--script", str(tmp_path / "more.txt"), *FAST)
     assert r.returncode == 2 and "one of --script, --audio or --rundown" in text(r)
@@ -216,3 +233,44 @@ def test_start_times_in_the_past_are_refused_before_anything_starts(tmp_path):
     if time.localtime(time.time() - 3600).tm_yday != time.localtime().tm_yday:
         pytest.skip("an hour ago was yesterday")
     assert r.returncode == 2 and "ago today" in text(r) and "for tomorrow give --at" in text(r)
+
+
+def test_a_day_long_pause_goes_out_in_pieces(tmp_path):
+    show = _show(tmp_path, "[[segment]]\nscript = 'Hello.'\n[[segment]]\npause = 86400")
+    out = tmp_path / "long.mkv"
+    r = linly("render", "--rundown", str(show), "--duration", "3", "-o", str(out), *FAST)
+    assert r.returncode == 0, text(r)
+    assert abs(float(probe(out).format["duration"]) - 3.0) < 0.1
+
+
+def test_the_lead_in_already_shows_the_first_segments_avatar(tmp_path):
+    show = _show(tmp_path, "[[segment]]\nscript = 'Hello there.'\navatar = 'testcard'")
+    out = tmp_path / "tc.mp4"
+    r = linly("render", "--rundown", str(show), "-o", str(out), "--set", "speech.lead_in=1", *FAST)
+    assert r.returncode == 0, text(r)
+    assert _bars(out, 0.3) > 0.2
+
+
+def test_a_failed_render_writes_no_captions(tmp_path):
+    import os
+    plugins = str(Path(__file__).parent / "plugins")
+    show = _show(tmp_path, "[[segment]]\nscript = 'Fine.'\n[[segment]]\nscript = 'Then it fails.'\ntts = 'crashing'")
+    r = linly("render", "--rundown", str(show), "-o", str(tmp_path / "x.mp4"), *FAST,
+              env={"PYTHONPATH": os.pathsep.join([plugins, os.environ.get("PYTHONPATH", "")])})
+    assert r.returncode == 4, text(r)
+    assert not (tmp_path / "x.vtt").exists()
+
+
+@pytest.mark.live
+def test_a_late_start_shortens_the_warmup_so_the_show_starts_on_time(rtmp_server, tmp_path):
+    show = _show(tmp_path, "[[segment]]\nscript = 'On time.'")
+    start = float(int(time.time() + 7))
+    at = time.strftime("%H:%M:%S", time.localtime(start))
+    r = linly("live", "--rundown", str(show), "--url", rtmp_server.url(), "--at", at, "--warmup", "30", "--json", *FAST,
+              timeout=90)
+    assert r.returncode == 0, text(r)
+    events = _events(r.stdout)
+    started = next(e for e in events if e["event"] == "started")
+    first = next(e for e in events if e["event"] == "sentence")
+    assert started["time"] < start  # on air at once: less than the warmup was left
+    assert abs(started["time"] + first["at"] - start) < 0.5  # and the show begins at the start time

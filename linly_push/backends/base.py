@@ -9,10 +9,11 @@ methods, so listing backends never needs them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from PIL import ImageColor
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from ..clock import FrameContext
 from ..media import Speech, VideoFormat
@@ -20,6 +21,17 @@ from ..media import Speech, VideoFormat
 
 class BackendOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _colour(value: str) -> str:
+    try:
+        ImageColor.getrgb(value)
+    except ValueError:
+        raise ValueError(f"not a colour: {value!r} (use #rrggbb or a colour name)") from None
+    return value
+
+
+Colour = Annotated[str, AfterValidator(_colour)]  # an option naming a colour, as Pillow reads them
 
 
 class Backend(ABC):

@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..clock import FrameContext
 from ..media import VideoFormat
 from ..video import rgb_to_yuv420p, rgb_to_yuv_planes
 from ..visemes import Loudness, Viseme, viseme_at
-from .base import Avatar, BackendOptions
-from .idle import Schedule, blink_gap
+from .base import Avatar, BackendOptions, Colour
+from .gestures import Schedule, blink_gap
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]
@@ -39,22 +39,14 @@ _CACHE_BYTES = 150 * 2**20
 
 
 class CartoonOptions(BackendOptions):
-    background: str = "#2d5a78"  # studio backdrop; the gradient and lights are made from it
-    skin: str = "#f3c9a6"
-    hair: str = "#3b2a22"
-    shirt: str = "#d4634b"  # the jacket; the shirt under it stays white
+    background: Colour = "#2d5a78"  # studio backdrop; the gradient and lights are made from it
+    skin: Colour = "#f3c9a6"
+    hair: Colour = "#3b2a22"
+    shirt: Colour = "#d4634b"  # the jacket; the shirt under it stays white
     blink_interval: float = Field(4.0, ge=1.0, le=30.0)  # mean seconds between blinks
     seed: int = 0  # blinks, glances and sway phases are drawn from it
     head_motion: float = Field(1.0, ge=0.0, le=3.0)  # 0 keeps the presenter still
 
-    @field_validator("background", "skin", "hair", "shirt")
-    @classmethod
-    def _colour(cls, value: str) -> str:
-        try:
-            ImageColor.getrgb(value)
-        except ValueError:
-            raise ValueError(f"not a colour: {value!r} (use #rrggbb or a colour name)") from None
-        return value
 
 
 class Eyes(Enum):

@@ -16,14 +16,14 @@ from typing import IO, Literal
 
 import numpy as np
 from PIL import ImageColor
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..clock import FrameContext
 from ..errors import InputError, Interrupted, UsageError
 from ..ffmpeg import find_ffmpeg, last_error
 from ..media import VideoFormat
 from ..visemes import Loudness, Viseme, rms_db, viseme_at
-from .base import Avatar, BackendOptions
+from .base import Avatar, BackendOptions, Colour
 
 MAX_BYTES = 3 * 2**29  # 1.5 GiB of decoded frames for both clips together
 AUDIBLE_DB = -50.0  # speech audio above this counts as speaking (the loudness gate of visemes)
@@ -37,16 +37,8 @@ class LoopOptions(BackendOptions):
     hold: float = Field(0.3, ge=0.0, le=5.0)  # seconds talk stays on after speech stops: no flip between words
     seam: float = Field(0.5, ge=0.0, le=5.0)  # seconds of each clip's end blended into its start
     fit: Fit = "cover"  # cover: fill the frame, cropping; contain: show all of it, with borders
-    background: str = "black"  # the colour of the borders with fit=contain
+    background: Colour = "black"  # the colour of the borders with fit=contain
 
-    @field_validator("background")
-    @classmethod
-    def _colour(cls, value: str) -> str:
-        try:
-            ImageColor.getrgb(value)
-        except ValueError:
-            raise ValueError(f"not a colour: {value!r} (use #rrggbb or a colour name)") from None
-        return value
 
 
 def video_filter(video: VideoFormat, fit: Fit, background: str) -> str:

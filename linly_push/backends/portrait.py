@@ -31,15 +31,15 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..clock import FrameContext
 from ..errors import InputError, UsageError
 from ..media import VideoFormat
 from ..video import KB, KG, KR
 from ..visemes import Loudness, Viseme, viseme_at
-from .base import Avatar, BackendOptions
-from .idle import Schedule, blink_gap
+from .base import Avatar, BackendOptions, Colour
+from .gestures import Schedule, blink_gap
 
 Detector = Literal["auto", "mesh", "haar"]
 _MOUTH_CACHE_BYTES = 64 * 2**20  # rendered mouth shapes
@@ -47,21 +47,13 @@ _MOUTH_CACHE_BYTES = 64 * 2**20  # rendered mouth shapes
 
 class PortraitOptions(BackendOptions):
     image: str | None = None  # the photo; required (checked at start, to say how to give it)
-    background: str = "#202020"  # fills the frame where the photo does not reach
+    background: Colour = "#202020"  # fills the frame where the photo does not reach
     blink_interval: float = Field(4.0, ge=1.0, le=30.0)  # mean seconds between blinks
     head_motion: float = Field(1.0, ge=0.0, le=3.0)  # 0 keeps the head still
     mouth: float = Field(1.0, ge=0.0, le=1.5)  # how far the jaw opens; 1 is a natural speaker
     seed: int = 0  # blinks and sway phases are drawn from it
     detector: Detector = "auto"  # auto: the face mesh, falling back to the Haar cascade
 
-    @field_validator("background")
-    @classmethod
-    def _colour(cls, value: str) -> str:
-        try:
-            ImageColor.getrgb(value)
-        except ValueError:
-            raise ValueError(f"not a colour: {value!r} (use #rrggbb or a colour name)") from None
-        return value
 
 
 # ---------------------------------------------------------------------------------------------

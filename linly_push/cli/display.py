@@ -47,8 +47,9 @@ class RichDisplay:
         self.live = d["live"]
         self.sentence = (0, d["sentences"] or 0)
         verb = "Streaming to" if self.live else "Rendering"
+        title = f"[bold]{escape(d['title'])}[/]: " if d.get("title") else ""
         self.console.print(
-            f"[bold]{verb}[/] {escape(d['output'])}  [dim]{d['preset']} · {d['video']} · {d['audio']} · "
+            f"{title}[bold]{verb}[/] {escape(d['output'])}  [dim]{d['preset']} · {d['video']} · {d['audio']} · "
             f"tts {d['tts'] or '-'} · avatar {d['avatar']} · ffmpeg {d['ffmpeg']}[/]"
         )
         if not self.console.is_terminal:

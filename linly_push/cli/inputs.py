@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import audio as audio_io
 from ..errors import InputError, UsageError
-from ..pipeline import AudioFile, Input
+from ..program import AudioFile, Input
 from ..presets import AudioSettings
 from ..script import Sentence, parse, stream
 
@@ -52,17 +52,9 @@ def stdin_lines() -> Iterator[str]:
         yield line
 
 
-def gather(
-    script: str | None,
-    audio: list[Path],
-    max_chars: int,
-    streaming: bool = False,
-    audio_settings: AudioSettings | None = None,
-) -> Iterable[Input]:
+def gather(script: str | None, audio: list[Path], max_chars: int, streaming: bool = False) -> Iterable[Input]:
     """The inputs, checked up front; with ``streaming``, a script on standard input is read as it
-    arrives (live), so the broadcast can start before the script is finished. Given the preset's
-    ``audio_settings`` with loudness on, recordings are measured here too, before anything goes
-    on air (seconds for an hour of audio)."""
+    arrives (live), so the broadcast can start before the script is finished."""
     if script is not None and audio:
         raise UsageError("give either --script or --audio, not both")
     if script == "-" and streaming:
@@ -75,12 +67,17 @@ def gather(
             raise InputError(f"script {'from standard input' if script == '-' else script} has nothing to say")
         return items
     if audio:
-        infos = [audio_io.probe(p) for p in audio]  # every file checked before the long part
-        if audio_settings is not None:
-            minutes = sum(i.duration for i in infos) / 60
-            if minutes > 1 and audio_settings.loudness != "off":
-                print(f"linly-push: measuring loudness ({minutes:.0f} min of audio; --set audio.loudness=off skips it) ...",
-                      file=sys.stderr, flush=True)
-            infos = [audio_io.measured(i, audio_settings) for i in infos]
-        return [AudioFile(i) for i in infos]
+        return [AudioFile(audio_io.probe(p)) for p in audio]
     raise UsageError("nothing to say: give --script FILE (or - for standard input) or --audio FILE")
+
+
+def measure(program: Iterable[Input], settings: AudioSettings) -> Iterable[Input]:
+    """The program with its recordings measured for loudness normalisation, when the preset asks
+    for it: now, before anything goes on air, not when they come up (about 45 s an hour)."""
+    if not isinstance(program, list) or settings.loudness == "off":
+        return program
+    minutes = sum(i.info.duration for i in program if isinstance(i, AudioFile)) / 60
+    if minutes > 1:
+        print(f"linly-push: measuring loudness ({minutes:.0f} min of audio; --set audio.loudness=off skips it) ...",
+              file=sys.stderr, flush=True)
+    return [AudioFile(audio_io.measured(i.info, settings)) if isinstance(i, AudioFile) else i for i in program]

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ from ..ffmpeg import FILE_FORMATS
 from ..pipeline import Input, Job, run
 from ..schedule import parse_duration, parse_start
 from .display import JsonDisplay, RichDisplay
-from .inputs import gather, read_script
+from .inputs import gather, measure, read_script
 
 URL_ENV = "LINLY_PUSH_URL"
 
@@ -55,14 +55,13 @@ DurationOpt = Annotated[
 ]
 
 
-def _preset(preset: str, sets: list[str] | None, tts: str | None, avatar: str | None, extra: list[tuple[str, Any]] = ()) -> presets_mod.Preset:
+def _preset(preset: str, sets: list[str] | None, tts: str | None, avatar: str | None) -> presets_mod.Preset:
     overrides = [presets_mod.parse_assignment(s) for s in sets or []]
     # Explicit flags win over --set, which wins over the preset file.
     if tts:
         overrides.append(("tts.backend", tts))
     if avatar:
         overrides.append(("avatar.backend", avatar))
-    overrides.extend(extra)
     return presets_mod.load(preset, overrides)
 
 
@@ -139,13 +138,13 @@ def render(
         raise UsageError("render --loop needs --duration (a file cannot be endless), e.g. --duration 10m")
     length = parse_duration(duration) if duration is not None else None
     p = _preset(preset, sets, tts, avatar)
-    inputs = _inputs(p, script, audio, rundown, streaming=False)
+    title, inputs = _inputs(p, script, audio, rundown, streaming=False)
     default = _default_output(rundown.name if rundown else script, audio or [])
     target = output or default
     if target.is_dir():
         target = target / default
     _check_file(target, "write")
-    _execute(Job(p, inputs, [str(target)], live=False, loop=loop, duration=length), as_json)
+    _execute(Job(p, inputs, [str(target)], live=False, loop=loop, duration=length, title=title), as_json)
 
 
 def live(
@@ -198,22 +197,27 @@ def live(
                 raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target!r}; use --record FILE to keep a copy")
         if record is not None:
             _check_file(record, "record to")
-        inputs = _inputs(p, script, audio, rundown, streaming=True)
+        title, inputs = _inputs(p, script, audio, rundown, streaming=True)
         job = Job(
             p, inputs, targets, live=True, record=str(record) if record else None, secrets=secrets,
-            loop=loop, duration=length, start_at=start, warmup=warmup,
+            loop=loop, duration=length, start_at=start, warmup=warmup, title=title,
         )
         _execute(job, as_json)
 
 
 def _inputs(
     p: presets_mod.Preset, script: str | None, audio: list[Path] | None, rundown: Path | None, streaming: bool
-) -> Iterable[Input]:
+) -> tuple[str, Iterable[Input]]:
+    """The show's title (a rundown's) and its program, read, checked and measured."""
+    title, program = "", None
     if rundown is not None:
         if script is not None or audio:
             raise UsageError("give one of --script, --audio or --rundown")
-        return rundown_mod.load(rundown, p, lambda path: read_script(str(path)))
-    return gather(script, audio or [], p.speech.max_sentence_chars, streaming=streaming, audio_settings=p.audio)
+        show = rundown_mod.load(rundown, p, lambda path: read_script(str(path)))
+        title, program = show.title, show.program
+    else:
+        program = gather(script, audio or [], p.speech.max_sentence_chars, streaming=streaming)
+    return title, measure(program, p.audio)
 
 
 def _check_file(path: Path, verb: str) -> None:

@@ -1,4 +1,4 @@
-"""Idle behaviour that avatars share: random events (blinks, glances) laid out frame by frame."""
+"""Gestures avatars share: random events (blinks, glances) laid out frame by frame from a seed."""
 
 from __future__ import annotations
 
