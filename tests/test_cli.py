@@ -163,8 +163,12 @@ def test_ctrl_c_closes_the_output_cleanly(tmp_path):
 def test_a_failing_backend_plugin_is_exit_4(tmp_path):
     plugins = str(Path(__file__).parent / "plugins")  # a third-party package found through its entry points
     (tmp_path / "ok.txt").write_text("Fine.", encoding="utf-8")
-    r = linly("backends", env={"PYTHONPATH": plugins})
+    r = linly("backends", env={"PYTHONPATH": plugins, "COLUMNS": "300"})
     assert "crashing" in r.stdout.decode() and "linly-test-plugins" in r.stdout.decode()
+    # A backend that is not ready says which extra makes it ready, brackets and all.
+    listing = " ".join(r.stdout.decode().split())  # the table may wrap a long status
+    assert "uninstalled engine-package is not installed (pip install 'linly-test-plugins[uninstalled]')" in listing
+    assert "engine [a package] is not" in listing
     r = linly("render", "--script", str(tmp_path / "ok.txt"), "-o", str(tmp_path / "o.mp4"), "--tts", "crashing",
               "--json", env={"PYTHONPATH": plugins})
     assert r.returncode == 4, text(r)

@@ -35,7 +35,8 @@ class BackendInfo:
     def status(self) -> str:
         if self.ready:
             return "ready"
-        hint = f"pip install 'linly-push[{self.cls.extra}]'" if self.cls is not None and self.cls.extra else None
+        # The extra belongs to the distribution that registered the backend (linly-push for its own).
+        hint = f"pip install '{self.origin}[{self.cls.extra}]'" if self.cls is not None and self.cls.extra else None
         return f"{self.error}" + (f" ({hint})" if hint else "")
 
 

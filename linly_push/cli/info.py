@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import tomli_w
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -54,12 +55,15 @@ def presets_show(
 
 def backends() -> None:
     """The TTS and avatar backends installed, whether each is ready, and the ffmpeg in use."""
-    table = Table("kind", "name", "status", "description", "from", box=None)
+    table = Table("kind", "name", box=None)
+    table.add_column("status", no_wrap=True)  # the install hint stays whole; descriptions wrap
+    table.add_column("description")
+    table.add_column("from")
     for kind in ("tts", "avatar"):
         for name, info in sorted(registry.discover(kind).items()):
-            status = "[green]ready[/]" if info.ready else f"[yellow]{info.status}[/]"
+            status = "[green]ready[/]" if info.ready else f"[yellow]{escape(info.status)}[/]"
             desc = info.cls.description if info.cls is not None else ""
-            table.add_row(kind, name, status, desc, info.origin)
+            table.add_row(kind, escape(name), status, escape(desc), escape(info.origin))
     console = _console()
     console.print(table)
     try:

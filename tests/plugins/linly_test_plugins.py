@@ -18,6 +18,19 @@ class CrashingTTS(TTSBackend):
         raise RuntimeError("engine crashed")
 
 
+class UninstalledTTS(TTSBackend):
+    name = "uninstalled"
+    description = "a TTS whose engine [a package] is not installed"
+    extra = "uninstalled"
+
+    @classmethod
+    def missing(cls) -> str | None:
+        return "engine-package is not installed"
+
+    def synthesize(self, text: str, lang: str) -> Speech:
+        raise AssertionError("never started: it is not ready")
+
+
 class SlowEspeakTTS(EspeakTTS):
     """espeak that takes ``delay`` seconds before each sentence, like a slow neural TTS or a
     remote one on a bad day: the live stream must keep going (silence, idle avatar) meanwhile."""
