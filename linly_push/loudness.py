@@ -16,7 +16,10 @@ scipy is imported only when something is measured or limited ("off" never needs 
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -73,9 +76,16 @@ class Measurement:
 
 
 def _signal() -> ModuleType:
-    from scipy import signal  # about a second to import: only when measuring or limiting
+    from scipy import signal  # over a second to import: only when measuring or limiting
 
     return signal
+
+
+def preload() -> threading.Thread:
+    """Import what measuring needs in the background, while the backends start."""
+    thread = threading.Thread(target=_signal, name="preload-scipy", daemon=True)
+    thread.start()
+    return thread
 
 
 def _k_weighting(rate: int) -> np.ndarray:
@@ -261,7 +271,6 @@ class Leveller:
     def __init__(self, target: Target) -> None:
         self.target = target
         self._gains: dict[str, float] = {}
-        _signal()  # imported now, so the first sentence on air does not wait for it
 
     def gain(self, m: Measurement, voice: str) -> float:
         if m.gated and not m.silent:
@@ -274,9 +283,13 @@ class Leveller:
         fresh = gain_db(m, self.target)
         return min(self._gains.get(voice, fresh), self.target.true_peak + MAX_LIMITING - m.true_peak)
 
-    def __call__(self, samples: np.ndarray, rate: int, voice: str = "") -> np.ndarray:
+    def __call__(self, samples: np.ndarray, rate: int, voice: str = "", copies: int = 1) -> np.ndarray:
         """``samples`` (n, channels) float, levelled. ``voice`` tells voices apart: the TTS and
-        the language (which picks espeak's voice unless one is set) make a good key."""
+        the language (which picks espeak's voice unless one is set) make a good key. ``copies``:
+        the channels each one will be played in (mono speech on a stereo stream: 2), which
+        BS.1770 hears 10·log10(copies) LU louder."""
         m = measure(samples, rate)
+        if copies > 1:
+            m = dataclasses.replace(m, lufs=m.lufs + 10 * math.log10(copies))
         parts = list(level([samples], rate, self.gain(m, voice), m, self.target))
         return np.concatenate(parts) if parts else samples

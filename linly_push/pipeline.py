@@ -232,6 +232,8 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
     Setting ``stop`` ends the run cleanly (EOF to ffmpeg, trailer written) with Interrupted.
     """
     stop = stop or threading.Event()
+    if loudness.Target.from_settings(job.preset.audio) is not None:
+        loudness.preload()
     with contextlib.ExitStack() as held:  # backends are closed only after the threads using them stop
         backends = Backends.start(job, held)
         binary = find_ffmpeg()
