@@ -23,7 +23,7 @@ from . import loudness, urls
 from .backends import registry
 from .backends.base import Avatar, TTSBackend
 from .captions import Captioner, Cue, cue_for, webvtt
-from .clock import Pacer, Tick
+from .clock import Pacer, Placed, Tick
 from .errors import BackendError, Interrupted, LinlyPushError, OutputError, UsageError
 from .events import Event, Listener, ignore
 from .ffmpeg import FFmpegSink, find_ffmpeg
@@ -363,6 +363,7 @@ class _Broadcast:
         base = self.frames  # frames on air before this connection
         ahead = round(preset.live.buffer * video.fps) if job.live else 2 * video.fps
         connected = False
+        unannounced: list[Placed] = []  # segments started on this connection
         drawn: Ahead[Tick] | None = None
         started = time.monotonic()
         next_report, last = started, (started, base)
@@ -377,7 +378,6 @@ class _Broadcast:
                 sink.write(tick.frame, tick.audio)
                 counters.sent = tick.index + 1
                 self.frames = base + counters.sent
-                self._announce(tick, base)
                 if not connected and sink.connected:
                     connected = True
                     if attempt > 1:
@@ -386,6 +386,12 @@ class _Broadcast:
                             "attempt": attempt, "reconnects": self.reconnects,
                             "record": urls.mask(job.destinations(attempt)[-1]) if job.record else None,
                         }))
+                # Live, a sentence is announced once the server has taken the stream: an attempt
+                # that never connects sends it again on the next one, and announces it there.
+                unannounced.extend(tick.starts)
+                if connected or not job.live:
+                    self._announce(unannounced, base)
+                    unannounced.clear()
                 now = time.monotonic()
                 if now >= next_report:
                     next_report = now + (1.0 if job.live else 0.25)
@@ -398,6 +404,7 @@ class _Broadcast:
                     _halt(drawn)  # --duration reached: end here, as if the script had ended
                     break
             sink.close()
+            self._announce(unannounced, base)  # ffmpeg took all of it
             self.repeated += counters.repeated
             return None
         except OutputError as exc:
@@ -419,8 +426,8 @@ class _Broadcast:
             sink.abort()
             raise
 
-    def _announce(self, tick: Tick, base: int) -> None:
-        for placed in tick.starts:
+    def _announce(self, starts: list[Placed], base: int) -> None:
+        for placed in starts:
             seg = placed.segment
             if seg.kind != "speech":
                 continue

@@ -89,6 +89,11 @@ def test_server_restart_mid_broadcast_loses_no_sentence(rtmp_server, tmp_path):
     assert all(KEY not in d["reason"] for d in dropped)
     assert dropped[0]["resume_sentence"] in (2, 3)  # the sentence that was cut, or the one before
     assert b.of("finished")[0]["reconnects"] == 1
+    # Retries refused while the server was down announced nothing; every sentence was announced.
+    kinds = [e["event"] for e in b.events]
+    outage = kinds[kinds.index("dropped") : kinds.index("reconnected")]
+    assert "sentence" not in outage, outage
+    assert {e["index"] for e in b.of("sentence")} == set(range(1, len(SENTENCES) + 1))
     recordings = rtmp_server.recordings()
     assert len(recordings) == 2
     assert missing(recordings, SENTENCES) == []
@@ -104,6 +109,7 @@ def test_unreachable_server_gives_up_with_exit_5(tmp_path):
     assert code == 5, err
     assert 3 <= elapsed < 15
     assert len(b.of("dropped")) >= 2  # it kept trying until giving up
+    assert b.of("sentence") == []  # nothing went on air
     assert err.strip().splitlines()[-1].startswith("linly-push: error: gave up after 3 s")
     assert "Traceback" not in err
 
