@@ -146,7 +146,7 @@ def wrap(text: str, width: float, measure: Callable[[str], float]) -> list[tuple
             close(start, fits)
             start = fits
         while measure(text[start:stop].rstrip()) > width:
-            n = _fitting(text[start:stop], width, measure)
+            n = fitting(text[start:stop], width, measure)
             close(start, start + n)
             start += n
         fits = stop
@@ -155,7 +155,7 @@ def wrap(text: str, width: float, measure: Callable[[str], float]) -> list[tuple
     return lines
 
 
-def _fitting(text: str, width: float, measure: Callable[[str], float]) -> int:
+def fitting(text: str, width: float, measure: Callable[[str], float]) -> int:
     """The longest prefix of ``text`` no wider than ``width``, at least one character."""
     lo, hi = 1, len(text)
     while lo < hi:

@@ -31,7 +31,7 @@ Fit = Literal["cover", "contain"]
 
 
 class LoopOptions(BackendOptions):
-    idle: str | None = None  # the clip shown while quiet; required (checked at start, to say how to give it)
+    idle: str = Field(examples=["clip.mp4"])  # the clip shown while quiet
     talk: str | None = None  # the clip shown while speaking; the idle clip if not given
     crossfade: float = Field(0.25, ge=0.0, le=2.0)  # seconds to blend from one clip to the other
     hold: float = Field(0.3, ge=0.0, le=5.0)  # seconds talk stays on after speech stops: no flip between words
@@ -169,8 +169,6 @@ class LoopAvatar(Avatar):
         super().__init__(video, options)
         assert isinstance(options, LoopOptions)
         o = options
-        if not o.idle:
-            raise UsageError("loop: no clip to show: pass --set avatar.idle=clip.mp4 (and avatar.talk=... for speech)")
         ffmpeg, fps = find_ffmpeg().path, video.fps
         loaded: dict[Path, Clip] = {}
 

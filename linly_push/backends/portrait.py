@@ -46,7 +46,7 @@ _MOUTH_CACHE_BYTES = 64 * 2**20  # rendered mouth shapes
 
 
 class PortraitOptions(BackendOptions):
-    image: str | None = None  # the photo; required (checked at start, to say how to give it)
+    image: str = Field(examples=["photo.jpg"])  # the photo
     background: Colour = "#202020"  # fills the frame where the photo does not reach
     blink_interval: float = Field(4.0, ge=1.0, le=30.0)  # mean seconds between blinks
     head_motion: float = Field(1.0, ge=0.0, le=3.0)  # 0 keeps the head still
@@ -638,8 +638,6 @@ class PortraitAvatar(Avatar):
         super().__init__(video, options)
         assert isinstance(options, PortraitOptions)
         o = options
-        if not o.image:
-            raise UsageError("portrait: no photo to animate: pass --set avatar.image=photo.jpg")
         background: tuple[int, int, int] = ImageColor.getrgb(o.background)[:3]  # type: ignore[assignment]
         path = Path(o.image).expanduser()
         photo = load_photo(path, background)

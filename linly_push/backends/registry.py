@@ -75,12 +75,16 @@ def options(cls: type[Backend], values: dict[str, Any]) -> BackendOptions:
     try:
         return cls.Options(**values)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt option is what to report, rather than the required one it was meant to be.
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         where = ".".join(str(p) for p in err["loc"])
         kind = "tts" if issubclass(cls, TTSBackend) else "avatar"
         if err["type"] == "extra_forbidden":
             known = ", ".join(cls.Options.model_fields) or "none"
             raise UsageError(f"{cls.name}: unknown option {kind}.{where}; its options are: {known}") from None
         if err["type"] == "missing":
-            raise UsageError(f"{cls.name} needs {kind}.{where}: pass --set {kind}.{where}=... or set it in the preset") from None
+            field = cls.Options.model_fields.get(str(err["loc"][0]))
+            example = field.examples[0] if field is not None and field.examples else "..."
+            raise UsageError(f"{cls.name} needs {kind}.{where}: pass --set {kind}.{where}={example} or set it in the preset") from None
         raise UsageError(f"{cls.name}: bad value for {kind}.{where}: {describe(err)}") from None

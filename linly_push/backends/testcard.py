@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..captions import find_font, load_font
+from ..captions import find_font, fitting, load_font, wrap
 from ..clock import FrameContext
 from ..media import VideoFormat
 from ..video import rgb_to_yuv420p, rgb_to_yuv_planes
@@ -117,34 +117,14 @@ class _Glyphs:
 
 
 def _wrap(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int, lines: int) -> list[str]:
-    """At most ``lines`` lines no wider than ``width``, broken at spaces (anywhere in text without
-    them, like Chinese), the last one cut short with '...' if the text does not fit."""
-    out: list[str] = []
-    rest = text
-    while rest:
-        if len(out) == lines - 1 and font.getlength(rest) > width:
-            out.append(rest[: _fitting(rest, font, width - font.getlength("..."))].rstrip() + "...")
-            break
-        n = _fitting(rest, font, width)
-        cut = rest.rfind(" ", 0, n + 1)
-        if n < len(rest) and cut > 0:  # keep the word that does not fit whole, for the next line
-            n = cut
-        out.append(rest[:n].rstrip())
-        rest = rest[n:].lstrip()
+    """At most ``lines`` lines no wider than ``width`` (broken as captions are), the last one
+    cut short with '...' if the text does not fit."""
+    spans = wrap(text, width, font.getlength)
+    out = [text[a:b] for a, b in spans[:lines]]
+    if len(spans) > lines:
+        rest = text[spans[lines - 1][0] :]
+        out[-1] = rest[: fitting(rest, width - font.getlength("..."), font.getlength)].rstrip() + "..."
     return out
-
-
-def _fitting(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: float) -> int:
-    """Length of the longest prefix of ``text`` no wider than ``width``, at least 1 (so wrapping
-    moves on). Binary search: measuring text is what costs."""
-    lo, hi = 1, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if font.getlength(text[:mid]) <= width:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 class TestcardAvatar(Avatar):
