@@ -20,7 +20,6 @@ from rich.table import Table
 
 from linly_push import presets
 from linly_push.ffmpeg import build_argv, find_ffmpeg
-from linly_push.media import AudioFormat, VideoFormat
 
 LINES = [
     "Good evening, and welcome to the broadcast.",

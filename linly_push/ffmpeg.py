@@ -10,6 +10,7 @@ other. Closing both pipes (EOF) is how a stream ends: ffmpeg flushes and writes 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import math
 import os
@@ -24,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import ffmpeg as ffmpeg_python
 import numpy as np
@@ -40,6 +41,7 @@ FILE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
 LIVE_TIMEOUT_US = 5_000_000  # a server that stops reading fails the write after 5 s, not never
 FIFO_SECONDS = 2  # fan-out: how far (in packets) a destination may fall behind before some are dropped
 AAC_FRAME = 1024  # samples per AAC packet
+RECORD_CLUSTER_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -97,39 +99,8 @@ def _inspect(path: str, source: str) -> FFmpegBinary:
     return FFmpegBinary(path, m.group(1), source)
 
 
-def build_argv(
-    ffmpeg: str,
-    video: VideoSettings,
-    audio: AudioSettings,
-    output: str | Sequence[str],
-    *,
-    video_fd: int,
-    audio_fd: int,
-) -> list[str]:
-    """The ffmpeg command line reading raw video from ``video_fd`` and audio from ``audio_fd``.
-
-    ``output`` is one destination (a file, or an rtmp/rtmps/srt URL) or several: several are
-    fed from one encode through the tee muxer (see ``tee_spec``).
-    Raw inputs carry no timestamps: frame n is at n/fps and audio at its sample count, both from 0,
-    so the stream stays in sync exactly as long as we feed audio and frames in step.
-    Progress comes as key=value lines on stdout; warnings and errors on stderr.
-    """
-    outputs = destinations(output)
-    raw = {"probesize": 32, "analyzeduration": 0}  # raw needs no probing; probing would stall
-    # Frames come as BT.709 limited range (linly_push.video). Tagged on the input, so the tags
-    # reach the encoder on every ffmpeg (9.x drops output-side primaries and transfer).
-    bt709 = {"colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709", "color_range": "tv"}
-    v_in = ffmpeg_python.input(
-        f"pipe:{video_fd}",
-        f="rawvideo",
-        pix_fmt="yuv420p",
-        s=f"{video.width}x{video.height}",
-        r=video.fps,
-        **bt709,
-        **raw,
-    )
-    layout = "mono" if audio.channels == 1 else "stereo"  # -ac alone makes ffmpeg guess, and warn
-    a_in = ffmpeg_python.input(f"pipe:{audio_fd}", f="s16le", ar=audio.sample_rate, ch_layout=layout, **raw)
+def encode_options(video: VideoSettings, audio: AudioSettings) -> dict[str, object]:
+    """The encoders and their settings, as ffmpeg output options: the same for every output."""
     opts: dict[str, object] = {
         "c:v": "libx264",
         "preset": video.x264_preset,
@@ -152,6 +123,48 @@ def build_argv(
         opts["bufsize"] = video.bufsize
     if video.cbr:
         opts["x264-params"] = "nal-hrd=cbr"  # filler keeps the rate flat; needs maxrate and bufsize
+    return opts
+
+
+# Every line of ffmpeg's log carries its level ("[error]"): the sink keeps warnings and errors for
+# people, and reads the fifo's verbose notes on reconnecting destinations (see ``Watch``).
+LOG_LEVEL = "level+verbose"
+
+
+def build_argv(
+    ffmpeg: str,
+    video: VideoSettings,
+    audio: AudioSettings,
+    output: str | Sequence[str],
+    *,
+    video_fd: int,
+    audio_fd: int,
+) -> list[str]:
+    """The ffmpeg command line reading raw video from ``video_fd`` and audio from ``audio_fd``.
+
+    ``output`` is one destination (a file, or an rtmp/rtmps/srt URL) or several: several are
+    fed from one encode through the tee muxer (see ``tee_spec``).
+    Raw inputs carry no timestamps: frame n is at n/fps and audio at its sample count, both from 0,
+    so the stream stays in sync exactly as long as we feed audio and frames in step.
+    Progress comes as key=value lines on stdout; the log, each line with its level, on stderr.
+    """
+    outputs = destinations(output)
+    raw = {"probesize": 32, "analyzeduration": 0}  # raw needs no probing; probing would stall
+    # Frames come as BT.709 limited range (linly_push.video). Tagged on the input, so the tags
+    # reach the encoder on every ffmpeg (9.x drops output-side primaries and transfer).
+    bt709 = {"colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709", "color_range": "tv"}
+    v_in = ffmpeg_python.input(
+        f"pipe:{video_fd}",
+        f="rawvideo",
+        pix_fmt="yuv420p",
+        s=f"{video.width}x{video.height}",
+        r=video.fps,
+        **bt709,
+        **raw,
+    )
+    layout = "mono" if audio.channels == 1 else "stereo"  # -ac alone makes ffmpeg guess, and warn
+    a_in = ffmpeg_python.input(f"pipe:{audio_fd}", f="s16le", ar=audio.sample_rate, ch_layout=layout, **raw)
+    opts = encode_options(video, audio)
     if len(outputs) == 1:
         target = outputs[0]
         opts.update(_muxer_options(target))
@@ -160,9 +173,51 @@ def build_argv(
         opts.update(f="tee", flags="+global_header")
         target = tee_spec(outputs, video, audio)
     out = ffmpeg_python.output(v_in.video, a_in.audio, target, **opts)
-    head = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
+    head = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", LOG_LEVEL, "-nostats", "-progress", "pipe:1"]
     files = any(urls.kind(o) == "file" for o in outputs)
     return head + (["-y"] if files else []) + ffmpeg_python.get_args(out)
+
+
+def check_argv(ffmpeg: str, video: VideoSettings, audio: AudioSettings) -> list[str]:
+    """A dry run of the encoders with ``video`` and ``audio``: a few frames of a test pattern and
+    silence, encoded and thrown away (``-f null``)."""
+    size, layout = f"{video.width}x{video.height}", "mono" if audio.channels == 1 else "stereo"
+    v_in = ffmpeg_python.input(f"color=black:s={size}:r={video.fps}", f="lavfi")
+    a_in = ffmpeg_python.input(f"anullsrc=r={audio.sample_rate}:cl={layout}", f="lavfi")
+    out = ffmpeg_python.output(v_in.video, a_in.audio, "-", f="null", t=0.2, **encode_options(video, audio))
+    return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "level+error", "-nostats", *ffmpeg_python.get_args(out)]
+
+
+@functools.cache
+def _dry_run(argv: tuple[str, ...]) -> tuple[int, str]:
+    try:
+        run = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return -1, str(exc)
+    return run.returncode, run.stderr
+
+
+# Settings a dry run's error may name, by the value ffmpeg quotes back.
+def _settings(video: VideoSettings, audio: AudioSettings) -> list[tuple[str, str]]:
+    named = [(f"video.{k}", v) for k, v in video.model_dump().items()] + [(f"audio.{k}", v) for k, v in audio.model_dump().items()]
+    return [(k, str(v)) for k, v in named if isinstance(v, str) and v]
+
+
+def check_encoder(ffmpeg: str, video: VideoSettings, audio: AudioSettings) -> None:
+    """UsageError naming the setting when the ffmpeg that will run rejects the encoder settings
+    (an unknown x264 tune, a bit rate it cannot parse): found before anything goes on air, not
+    as a connection that keeps failing. Each set of settings is tried once per process."""
+    code, stderr = _dry_run(tuple(check_argv(ffmpeg, video, audio)))
+    if code == 0 or "lavfi" in stderr:
+        return  # fine, or a build without the test sources: the real run will tell
+    lines = [_LEVEL_TAG.sub("", _PREFIX.sub("", ln)).strip() for ln in stderr.splitlines()]
+    lines = [ln.removeprefix("x264 [error]: ") for ln in lines if ln]
+    reason = next((ln for ln in lines if not _GENERIC.match(ln) and not ln.startswith("Error initializing")), None)
+    reason = reason or f"it exited with code {code}"
+    quoted = ("'{}'", '"{}"', " {}.", "{}/", "/{}.")
+    named = [k for k, v in _settings(video, audio) if any(q.format(v) in reason for q in quoted)]
+    which = f" (check {', '.join(named)})" if named else " (check the preset's [video] and [audio] settings)"
+    raise UsageError(f"ffmpeg cannot encode with these settings: {reason}{which}")
 
 
 def destinations(output: str | Sequence[str]) -> tuple[str, ...]:
@@ -226,6 +281,11 @@ def tee_slave(target: str, options: dict[str, object]) -> str:
     return _escape(f"[{listed}]{target}", _LIST_SPECIAL)
 
 
+def tee_order(outputs: Sequence[str]) -> list[str]:
+    """The tee's outputs in the order it numbers them: files first, then URLs, each as given."""
+    return sorted(outputs, key=lambda t: urls.kind(t) != "file")
+
+
 def tee_spec(outputs: Sequence[str], video: VideoSettings, audio: AudioSettings) -> str:
     """The tee muxer's argument for several destinations: files first, then URLs, each in order.
 
@@ -237,17 +297,21 @@ def tee_spec(outputs: Sequence[str], video: VideoSettings, audio: AudioSettings)
     - One URL: ``onfail=abort``, no fifo: losing it ends ffmpeg (exit code not 0), so the caller
       can restart and resume. (ffmpeg 5.1 carries on without a failed output, at its opening or
       later, unless onfail=abort is written out.)
-    - Files: ``onfail=ignore`` beside any URL (a full disk does not end the broadcast), else
-      ``onfail=abort``.
+    - Files: ``onfail=ignore`` beside any URL (a full disk does not end the broadcast: ``Watch``
+      reports it), else ``onfail=abort``.
     """
     live = [t for t in outputs if urls.kind(t) != "file"]
     fifo = ":".join(f"{k}={v}" for k, v in fifo_options(video, audio).items())
     slaves = []
-    for target in sorted(outputs, key=lambda t: urls.kind(t) != "file"):
+    for target in tee_order(outputs):
         muxer = _muxer_options(target)
         options: dict[str, object] = {"f": muxer.pop("f")}
         if urls.kind(target) == "file":
             options["onfail"] = "ignore" if live else "abort"
+            if live and options["f"] == "matroska":
+                # A cluster a second, not five: a full disk shows within a second, and a crash
+                # loses at most that much of the recording.
+                options["cluster_time_limit"] = RECORD_CLUSTER_MS
         elif len(live) == 1:
             options["onfail"] = "abort"
         else:
@@ -300,7 +364,20 @@ _GENERIC = re.compile(
     r"|Thread message queue blocking|Slave muxer #\d+ failed, aborting|Could not write header"
     r"|Error initializing output stream|Error sending frames to consumers|Error muxing a packet)"
 )
-_PREFIX = re.compile(r"^\[[^\]]+ @ (0x)?[0-9a-fA-F]+\]\s*")
+_PREFIX = re.compile(r"^(\[[^\]]+ @ (0x)?[0-9a-fA-F]+\]\s*)+")
+_LEVEL_TAG = re.compile(r"^\[(quiet|panic|fatal|error|warning|info|verbose|debug|trace)\] ")
+_LOGGED = re.compile(r"^((?:\[[^\]]+ @ (?:0x)?[0-9a-fA-F]+\] )*)\[(panic|fatal|error|warning|info|verbose|debug|trace)\] ?(.*)$")
+_FOR_PEOPLE = {"panic", "fatal", "error", "warning"}
+
+
+def parse_log_line(line: str) -> tuple[str | None, str, str]:
+    """(level, context tags, message) of one line of ffmpeg's log with ``level`` flags; level
+    None for a line printed without one (the rest of a message of several lines, or a library
+    writing to stderr itself)."""
+    m = _LOGGED.match(line)
+    if m is None:
+        return None, "", line
+    return m.group(2), m.group(1), m.group(3)
 _SLAVE = re.compile(r"^Slave '\[[^\]]*\](.*)': ")  # the tee names an output with its options
 
 
@@ -313,15 +390,16 @@ def last_error(lines: Iterable[str]) -> str | None:
     return None
 
 
-def hint(text: str, output: str | Sequence[str]) -> str | None:
+def hint(text: str, output: str | Sequence[str], show: Callable[[str], str] = urls.mask) -> str | None:
     """A suggestion for a failure whose stderr is ``text``, writing to ``output`` (one or several).
 
     With several, the hint is about the one ``text`` names (masked or not), else the first URL.
+    ``show`` is how to name an output (masked).
     """
     outputs = (output,) if isinstance(output, str) else tuple(output)
-    named = [o for o in outputs if o in text or urls.mask(o) in text]
+    named = [o for o in outputs if o in text or show(o) in text]
     output = (named or [o for o in outputs if urls.kind(o) != "file"] or list(outputs))[0]
-    where = urls.mask(output)
+    where = show(output)
     if "Connection refused" in text or re.search(r"Connection to \S+ failed", text):  # SRT says only that
         return f"is the server at {where} running?"
     if "timed out" in text.lower():
@@ -337,9 +415,125 @@ def hint(text: str, output: str | Sequence[str]) -> str | None:
         )
     if urls.kind(output) != "file" and any(s in text for s in ("Broken pipe", "reset by peer", "Input/output error")):
         return "the server closed the connection: did it stop, or refuse the stream key?"
-    if urls.kind(output) == "file" and any(s in text for s in ("No such file", "Permission denied", "space left")):
-        return f"check that the folder of {output} exists and is writable"
+    if urls.kind(output) == "file":
+        return file_hint(text, Path(output))
     return None
+
+
+def file_hint(text: str, path: Path) -> str | None:
+    """What to do about writing ``path`` failing with ``text`` (an OS error or ffmpeg's words)."""
+    if "No space left" in text or "quota exceeded" in text.lower():
+        return f"the disk holding {path} is full ({_free(path.parent)} free): make room, or write elsewhere"
+    if "Read-only file system" in text:
+        return f"{path.parent} is on a read-only file system: write elsewhere"
+    if "Permission denied" in text or "Operation not permitted" in text:
+        return f"no permission to write in {path.parent}"
+    if "No such file" in text or "Not a directory" in text:
+        return f"check that the folder of {path} exists and is writable"
+    return None
+
+
+def _free(folder: Path) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown space"
+    return next(f"{free / 1024**i:.3g} {unit}" for i, unit in ((3, "GB"), (2, "MB"), (1, "kB"), (0, "bytes")) if free >= 1024**i or i == 0)
+
+
+TRIAL_BYTES = 64 * 1024  # a file output must take this much before anything starts
+
+
+def check_file(path: Path, verb: str) -> None:
+    """A file output ffmpeg can write: a container it knows, in a folder that exists, on a disk
+    that takes a trial write (a read-only or full disk, or /proc, fails here, not mid-show).
+
+    UsageError for an unknown container, OutputError for the rest. A file that did not exist
+    is removed again after the trial; one that did is left as it was (ffmpeg replaces it).
+    """
+    if path.suffix.lower() not in FILE_FORMATS:
+        raise UsageError(f"cannot tell the container from {path.name!r}; use one of {', '.join(FILE_FORMATS)}")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot {verb} {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise OutputError(f"cannot {verb} {path}: it is a folder; give a file name")
+    existed = path.exists()
+    trial = path if not existed else path.with_name(f".{path.name}.linly-push-check")
+    try:
+        with open(trial, "xb" if not existed else "wb") as f:
+            try:
+                f.write(bytes(TRIAL_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(trial)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.ENOENT:  # the folder is there, yet refuses new files
+            tip: str | None = f"{path.parent} does not take new files: write elsewhere"
+        else:
+            tip = file_hint(reason, path)
+        raise OutputError(f"cannot {verb} {path}: {reason}" + (f" ({tip})" if tip else "")) from None
+
+
+State = Literal["down", "up", "failed"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A destination of a tee that went down (its fifo reconnects), came back up, or failed for
+    good (a recording the tee gave up on). ``output`` as given to the sink; ``reason`` from
+    ffmpeg's log, not yet redacted."""
+
+    output: str
+    state: State
+    reason: str | None = None
+
+
+_SLAVE_FAILED = re.compile(r"^Slave muxer #(\d+) failed: (.+?), continuing with \d+/\d+ slaves")
+_FIFO = re.compile(r"\[fifo @ ((?:0x)?[0-9a-fA-F]+)\] $")
+
+
+class Watch:
+    """Which of a tee's outputs are up, read from ffmpeg's log (``parse_log_line`` parts).
+
+    The tee names a failed output by its number (``tee_order``); a fifo names its URL when it
+    cannot (re)open it, and says "Recovery successful" under its own address once it is back.
+    With one output there is no tee: its failure ends ffmpeg, which the sink reports itself.
+    """
+
+    def __init__(self, outputs: Sequence[str]) -> None:
+        self.order = tee_order(outputs) if len(outputs) > 1 else []
+        self.state: dict[str, State] = {o: "up" for o in self.order}
+        self._fifos: dict[str, str] = {}  # a fifo's address in the log -> its URL
+
+    def feed(self, tags: str, message: str) -> Change | None:
+        if not self.order:
+            return None
+        if m := _SLAVE_FAILED.match(message):
+            index = int(m.group(1))
+            return self._set(self.order[index], "failed", m.group(2)) if index < len(self.order) else None
+        fifo = _FIFO.search(tags)
+        if fifo is None:
+            return None
+        if message.startswith("Error opening "):
+            rest = message.removeprefix("Error opening ")
+            # The longest match: one URL may be the start of another.
+            for output in sorted(self.order, key=len, reverse=True):
+                if rest.startswith(output + ": "):
+                    self._fifos[fifo.group(1)] = output
+                    return self._set(output, "down", rest[len(output) + 2 :])
+            return None
+        if message.startswith("Recovery successful") and fifo.group(1) in self._fifos:
+            return self._set(self._fifos[fifo.group(1)], "up", None)
+        return None
+
+    def _set(self, output: str, state: State, reason: str | None) -> Change | None:
+        if self.state.get(output) in (state, "failed"):
+            return None  # no news; a failed output stays failed
+        self.state[output] = state
+        return Change(output, state, reason)
 
 
 _EOF = None  # end of a pipe's queue
@@ -353,7 +547,9 @@ class FFmpegSink:
     """Runs ffmpeg encoding what ``write`` is given to ``output``: a file or rtmp/srt URL, or a
     sequence of them, fed from one encode (see ``tee_spec`` for what fails when one fails).
 
-    ``secrets`` are scrubbed from everything the sink reports, on top of those of every output.
+    Everything the sink reports is scrubbed by ``redactor`` (by default, of each output's key
+    parts). Destinations of a tee that go down, come back or fail for good are queued as
+    ``Change``s for ``changes()``.
     """
 
     def __init__(
@@ -363,7 +559,7 @@ class FFmpegSink:
         output: str | Sequence[str],
         *,
         ffmpeg: str | None = None,  # a binary to run as is; find_ffmpeg() by default
-        secrets: Iterable[str] = (),
+        redactor: urls.Redactor | None = None,
         queue_seconds: float = 1.0,
         stall_seconds: float = 30.0,
         stderr_lines: int = 50,
@@ -372,7 +568,9 @@ class FFmpegSink:
         self.outputs = destinations(output)  # checked here, so a bad output fails before any process
         self.frame_bytes = video.width * video.height * 3 // 2
         self._ffmpeg = ffmpeg
-        self._secrets = [*(s for o in self.outputs for s in urls.secrets_of(o)), *secrets]
+        self._redactor = redactor or urls.Redactor(urls.Target.plain(o) for o in self.outputs)
+        self._watch = Watch(self.outputs)
+        self._changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
         # Video may wait in memory for about ``queue_seconds``; audio (small) for ten times as
         # long. ffmpeg reads its inputs in whatever order its encoders need: x264's lookahead
         # takes seconds of video before any audio, an AAC encoder at a low sample rate wants
@@ -551,6 +749,32 @@ class FFmpegSink:
         """The ffmpeg command, secrets masked, for --debug."""
         return self._redact(shlex.join(self._argv))
 
+    def changes(self) -> list[Change]:
+        """The destinations that went down, came back or failed since the last call; reasons
+        redacted."""
+        found = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                found.append(self._changes.get_nowait())
+        return found
+
+    @property
+    def bitrate_kbps(self) -> float | None:
+        """The output bit rate so far: ffmpeg's, or where it reports none (the tee), that of a
+        file among the outputs, from its size on disk."""
+        p = self.progress
+        if p is None or p.bitrate_kbps is not None or p.out_time <= 0:
+            return p.bitrate_kbps if p else None
+        for output in self.outputs:
+            if urls.kind(output) == "file" and self._watch.state.get(output) != "failed":
+                with contextlib.suppress(OSError):
+                    return round(os.stat(output).st_size * 8 / p.out_time / 1000, 1)
+        return None
+
+    def show(self, output: str) -> str:
+        """How to name one of the outputs to people."""
+        return self._redactor.show(output)
+
     def stderr_tail(self) -> list[str]:
         """ffmpeg's last stderr lines, secrets masked."""
         with self._stderr_lock:
@@ -564,7 +788,7 @@ class FFmpegSink:
         return self._proc
 
     def _redact(self, text: str) -> str:
-        return urls.redact(text, self._secrets)
+        return self._redactor(text)
 
     def _frame_data(self, frame: bytes | bytearray | memoryview | np.ndarray | None) -> bytes | memoryview:
         if frame is None:
@@ -620,12 +844,19 @@ class FFmpegSink:
             os.close(fd)
 
     def _read_stderr(self, pipe: IO[bytes]) -> None:
+        last: str | None = None
         for raw in pipe:
             line = raw.decode("utf-8", "replace").rstrip()
-            if line:
-                line = self._redact(line)
+            if not line:
+                continue
+            level, tags, message = parse_log_line(line)
+            level = last = level or last  # a line without a level continues the one before
+            change = self._watch.feed(tags, message)
+            if change is not None:
+                self._changes.put(Change(change.output, change.state, change.reason and self._redact(change.reason)))
+            if message and (level is None or level in _FOR_PEOPLE):
                 with self._stderr_lock:
-                    self._stderr.append(line)
+                    self._stderr.append(self._redact(tags + message))
 
     def _read_progress(self, pipe: IO[bytes]) -> None:
         fields: dict[str, str] = {}
@@ -660,5 +891,5 @@ class FFmpegSink:
         if line is None and self._write_error is not None:
             line = f"writing to ffmpeg: {self._write_error.strerror}"
         message = f"{what}: {line}" if line else what
-        tip = hint("\n".join(tail), self.outputs)
+        tip = hint("\n".join(tail), self.outputs, self.show)
         return OutputError(self._redact(f"{message} ({tip})" if tip else message))

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,9 +25,9 @@ from .backends import registry
 from .backends.base import Avatar, TTSBackend
 from .captions import Captioner, Cue, cue_for, webvtt
 from .clock import Pacer, Placed, Tick
-from .errors import BackendError, Interrupted, LinlyPushError, OutputError, UsageError
+from .errors import BackendError, Interrupted, LinlyPushError, LinlyPushWarning, OutputError, UsageError
 from .events import Event, Listener, ignore
-from .ffmpeg import FFmpegSink, find_ffmpeg
+from .ffmpeg import Change, FFmpegSink, check_encoder, find_ffmpeg
 from .media import AudioFormat, Segment, VideoFormat, silence
 from .presets import BackendChoice, Preset
 from .program import AudioFile, Cast, Input, Rest, casts, choice_key, repeat, voices
@@ -37,6 +38,21 @@ from .stages import Ahead, Counters, Drawer
 __all__ = ["AudioFile", "Input", "Job", "Summary", "run", "segments"]
 
 @dataclass
+class Outlet:
+    """One destination of a live show (a URL, or one recording file), for the end report."""
+
+    shown: str  # masked
+    role: str  # "live" or "record"
+    state: str = "up"  # "up", "down" (a fan-out URL being retried) or "failed" (a recording, for good)
+    complete: bool = True  # got everything that went on air while it was open
+    reason: str | None = None  # why not (masked)
+    down_at: float | None = None  # media seconds when it last went down or failed
+
+    def to_dict(self) -> dict[str, object]:
+        return {"destination": self.shown, "role": self.role, "complete": self.complete, "reason": self.reason}
+
+
+@dataclass
 class Summary:
     output: str  # masked
     frames: int  # sent, over all connections
@@ -45,10 +61,16 @@ class Summary:
     wall: float
     reconnects: int = 0
     repeated: int = 0
+    destinations: list[Outlet] = field(default_factory=list)  # live: each URL and recording
 
     @property
     def speed(self) -> float:
         return self.seconds / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def incomplete(self) -> list[Outlet]:
+        """The destinations that did not get the whole show."""
+        return [d for d in self.destinations if not d.complete]
 
 
 @dataclass
@@ -58,7 +80,7 @@ class Job:
     outputs: list[str]  # the file for render; the URLs for live (secrets already expanded)
     live: bool
     record: str | None = None  # live: also keep a recording here
-    secrets: list[str] = field(default_factory=list)  # strings never to show (stream keys, URLs)
+    redactor: urls.Redactor | None = None  # how to show the outputs, and scrub text of their secrets
     loop: bool = False  # play the inputs (a list) over and over
     duration: float | None = None  # end after this many seconds of media
     start_at: datetime | None = None  # live: go on air then (minus warmup)
@@ -105,16 +127,24 @@ class Job:
     def casts(self) -> list[Cast]:
         return casts(self.inputs) if self.known else []
 
-    def destinations(self, attempt: int) -> list[str]:
-        """ffmpeg's outputs for the ``attempt``-th connection: a retry records into a new file."""
+    def recording(self, number: int) -> str | None:
+        """The ``number``-th recording file: after a reconnect, recording goes on in a new file."""
         if not self.record:
-            return self.outputs
+            return None
         path = Path(self.record)
-        record = path if attempt == 1 else path.with_name(f"{path.stem}-{attempt}{path.suffix}")
-        return [*self.outputs, str(record)]
+        return str(path if number == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}"))
+
+    def destinations(self, recording: int) -> list[str]:
+        """ffmpeg's outputs, recording (if at all) into the ``recording``-th file."""
+        record = self.recording(recording)
+        return [*self.outputs, record] if record else self.outputs
+
+    @property
+    def scrub(self) -> urls.Redactor:
+        return self.redactor or urls.Redactor(urls.Target.plain(o) for o in self.outputs)
 
     def masked(self) -> str:
-        return " | ".join(urls.mask(o) for o in self.outputs)
+        return " | ".join(self.scrub.show(o) for o in self.outputs)
 
 
 def make_tts(choice: BackendChoice) -> TTSBackend:
@@ -234,9 +264,15 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
     stop = stop or threading.Event()
     if loudness.Target.from_settings(job.preset.audio) is not None:
         loudness.preload()
+    binary = find_ffmpeg()
+    check_encoder(binary.path, job.preset.video, job.preset.audio)  # before anything starts
     with contextlib.ExitStack() as held:  # backends are closed only after the threads using them stop
-        backends = Backends.start(job, held)
-        binary = find_ffmpeg()
+        with warnings.catch_warnings(record=True) as caught:  # a backend on a fallback says so
+            warnings.simplefilter("always", LinlyPushWarning)
+            backends = Backends.start(job, held)
+        for w in caught:
+            if issubclass(w.category, LinlyPushWarning):
+                on_event(Event("warning", {"message": str(w.message)}))
         if job.start_at is not None:
             _wait_until(job, on_event, stop)
             # Going on air late (a timer that fired late, slow loading) shortens the warmup, so
@@ -267,15 +303,26 @@ class _Stopped(Exception):
     """The stop event was set."""
 
 
+class _GaveUp(OutputError):
+    """No destination has worked for ``reconnect.give_up_after``: not retried."""
+
+
 class _Broadcast:
+    """One run: connections one after another (live reconnects), their events and the totals."""
+
     def __init__(self, job: Job, backends: Backends, ffmpeg: str, on_event: Listener, stop: threading.Event) -> None:
         self.job, self.backends, self.ffmpeg, self.emit, self.stop = job, backends, ffmpeg, on_event, stop
         self.video, self.fmt = job.video, job.audio
-        self.frames = 0  # sent over all connections
+        self.scrub = job.scrub
+        self.frames = 0  # sent over all connections (live: those that got on air)
         self.said: set[int] = set()  # sentence numbers that went on air (a repeat counts once)
         self.sentence: tuple[int | None, str | None] = (None, None)  # on air now
         self.reconnects = 0
         self.repeated = 0
+        self.recordings = 0  # recording files that got media (the next one is FILE-{n + 1})
+        # Live: each URL, then each recording file, as they are opened.
+        self.outlets: dict[str, Outlet] = {o: Outlet(self.scrub.show(o), "live") for o in job.outputs} if job.live else {}
+        self.all_down_since: float | None = None  # fan-out: when the last URL still up went down
         self.limit = round(job.duration * job.video.fps) if job.duration else float("inf")  # frames
         self.on_screen = backends.avatar  # a rundown's avatar stays on screen across a reconnect
         captions = job.preset.captions
@@ -313,7 +360,7 @@ class _Broadcast:
                 replay = resume_point(drawer.fed, cut, fmt.sample_rate) + list(drawer.replay)
                 resume = next((s.sentence for s in replay if s.kind == "speech"), None)
                 self.emit(Event("dropped", {
-                    "reason": str(error), "attempt": attempt, "on_air": round(on_air, 3),
+                    "reason": str(error), "attempt": attempt, "on_air": round(on_air, 3), "connected": connected,
                     "retry_in": round(delay, 3), "resume_sentence": resume,
                 }))
                 if self.stop.wait(delay):
@@ -326,12 +373,13 @@ class _Broadcast:
         vtt = self._write_vtt()
         summary = Summary(
             job.masked(), self.frames, self.frames / video.fps, len(self.said), time.monotonic() - self.t0,
-            self.reconnects, self.repeated,
+            self.reconnects, self.repeated, list(self.outlets.values()),
         )
         self.emit(Event("finished", {
             "output": summary.output, "frames": summary.frames, "seconds": round(summary.seconds, 3),
             "sentences": summary.sentences, "wall": round(summary.wall, 3), "speed": round(summary.speed, 2),
             "reconnects": summary.reconnects, "repeated": summary.repeated, "vtt": vtt,
+            "destinations": [d.to_dict() for d in summary.destinations],
         }))
         return summary
 
@@ -359,7 +407,12 @@ class _Broadcast:
             video, self.fmt, self.on_screen, spoken, replay, pacer, counters,
             avatars=self.backends.avatars, overlay=self.captioner,
         )
-        sink = FFmpegSink(preset.video, preset.audio, job.destinations(attempt), ffmpeg=self.ffmpeg, secrets=job.secrets)
+        record = job.recording(self.recordings + 1) if job.live else None
+        if record is not None:
+            self.outlets[record] = Outlet(record, "record")
+        sink = FFmpegSink(
+            preset.video, preset.audio, job.destinations(self.recordings + 1), ffmpeg=self.ffmpeg, redactor=self.scrub,
+        )
         base = self.frames  # frames on air before this connection
         ahead = round(preset.live.buffer * video.fps) if job.live else 2 * video.fps
         connected = False
@@ -377,21 +430,26 @@ class _Broadcast:
                     pacer.wait(tick.index)
                 sink.write(tick.frame, tick.audio)
                 counters.sent = tick.index + 1
-                self.frames = base + counters.sent
                 if not connected and sink.connected:
                     connected = True
+                    if record is not None:
+                        self.recordings += 1
                     if attempt > 1:
                         self.reconnects += 1
                         self.emit(Event("reconnected", {
                             "attempt": attempt, "reconnects": self.reconnects,
-                            "record": urls.mask(job.destinations(attempt)[-1]) if job.record else None,
+                            "record": urls.mask(record) if record else None,
                         }))
-                # Live, a sentence is announced once the server has taken the stream: an attempt
-                # that never connects sends it again on the next one, and announces it there.
+                # Live, only what a server took counts as on air: an attempt that never connects
+                # adds no frames, and sends (and announces) its sentences again on the next one.
+                if connected or not job.live:
+                    self.frames = base + counters.sent
                 unannounced.extend(tick.starts)
                 if connected or not job.live:
                     self._announce(unannounced, base)
                     unannounced.clear()
+                for change in sink.changes():
+                    self._changed(change)
                 now = time.monotonic()
                 if now >= next_report:
                     next_report = now + (1.0 if job.live else 0.25)
@@ -400,22 +458,34 @@ class _Broadcast:
                     self.emit(self._status(fps, drawn.depth(), sink, counters))
                     if job.live and now - max(sink.last_progress, started) > STALL_SECONDS:
                         raise OutputError(f"no progress for {STALL_SECONDS:g} s: the server stopped taking the stream")
+                    self._give_up_when_all_down(now)
                 if self.frames >= self.limit:
                     _halt(drawn)  # --duration reached: end here, as if the script had ended
                     break
             sink.close()
+            for change in sink.changes():  # what ffmpeg said while closing (a recording's trailer)
+                self._changed(change)
             self._announce(unannounced, base)  # ffmpeg took all of it
             self.repeated += counters.repeated
             return None
+        except _GaveUp:
+            _halt(drawn)
+            sink.abort()
+            raise
         except OutputError as exc:
             _halt(drawn)
             sink.abort()
             self.repeated += counters.repeated
             if not job.live:
                 raise
+            for change in sink.changes():
+                self._changed(change)
+            if not (connected or sink.connected):
+                self._discard(record)
             out_time = sink.progress.out_time if sink.progress else 0.0
             self.on_screen = drawer.avatar
-            return exc, drawer, counters.sent / video.fps, connected or sink.connected, out_time
+            got_on_air = connected or sink.connected
+            return exc, drawer, counters.sent / video.fps if got_on_air else 0.0, got_on_air, out_time
         except (_Stopped, KeyboardInterrupt):
             _halt(drawn)
             with contextlib.suppress(OutputError):
@@ -425,6 +495,44 @@ class _Broadcast:
             _halt(drawn)
             sink.abort()
             raise
+
+    def _discard(self, record: str | None) -> None:
+        """A recording of an attempt that never got on air holds no media: remove it, and record
+        the next attempt under the same name."""
+        if record is None:
+            return
+        self.outlets.pop(record, None)
+        with contextlib.suppress(OSError):
+            Path(record).unlink()
+
+    def _changed(self, change: Change) -> None:
+        """A destination of the fan-out went down or came back, or a recording failed."""
+        outlet = self.outlets.get(change.output)
+        if outlet is None:
+            return
+        at = self.frames / self.video.fps
+        outlet.state = change.state
+        if change.state != "up":
+            outlet.complete = False
+            outlet.reason, outlet.down_at = change.reason, at
+        self.emit(Event("destination", {
+            "destination": outlet.shown, "role": outlet.role, "state": change.state, "reason": change.reason,
+            "at": round(at, 3),
+        }))
+
+    def _give_up_when_all_down(self, now: float) -> None:
+        """A fan-out's URLs reconnect each by itself; when all have been down for the give-up
+        time, the broadcast ends as a single URL's would."""
+        live = [o for o in self.outlets.values() if o.role == "live"]
+        if len(live) < 2 or any(o.state == "up" for o in live):
+            self.all_down_since = None
+            return
+        if self.all_down_since is None:
+            self.all_down_since = now
+        give_up = self.job.preset.reconnect.give_up_after
+        if now - self.all_down_since >= give_up:
+            reasons = "; ".join(f"{o.shown}: {o.reason}" for o in live)
+            raise _GaveUp(f"gave up after {give_up:g} s with every destination down: {reasons}")
 
     def _announce(self, starts: list[Placed], base: int) -> None:
         for placed in starts:
@@ -444,7 +552,6 @@ class _Broadcast:
         job, fps = self.job, self.video.fps
         media = self.frames / fps
         wall = time.monotonic() - self.t0
-        p = sink.progress
         data = {
             "frames": self.frames, "seconds": round(media, 3), "sentences": len(self.said), "total": job.sentences,
             "fps": round(fps_now, 2), "wall": round(wall, 3), "speed": round(media / wall, 2) if wall > 0 else None,
@@ -452,7 +559,7 @@ class _Broadcast:
         if job.live:
             data.update({
                 "sentence": self.sentence[0], "text": self.sentence[1],
-                "bitrate_kbps": p.bitrate_kbps if p else None, "buffer": round(depth / fps, 2),
+                "bitrate_kbps": sink.bitrate_kbps, "buffer": round(depth / fps, 2),
                 "repeated": self.repeated + counters.repeated, "reconnects": self.reconnects,
             })
         return Event("status" if job.live else "progress", data)

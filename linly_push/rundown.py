@@ -3,11 +3,14 @@
 Each segment is one of ``script`` (text), ``script_file``, ``audio`` (a recording) or ``pause``
 (seconds of idle avatar and silence), with optional ``tts``, ``avatar`` and ``voice`` overrides
 for that segment only. Paths (script_file, audio, and files named in a backend table) are
-relative to the rundown file. Everything is read and checked here, before anything goes on air.
+relative to the rundown file; ``confine`` refuses those that lead out of its folder, and backend
+options only an operator may set (``backends.base.TRUSTED``). Everything is read and checked here,
+before anything goes on air.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import audio as audio_io
 from .backends import registry
+from .backends.base import trusted
 from .errors import InputError, UsageError
 from .presets import BackendChoice, Preset, describe
 from .program import AudioFile, Cast, Input, Rest
-from .script import Sentence, parse
+from .script import MAX_SCRIPT_BYTES, Sentence, over_limit, parse, read_bounded
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,17 +73,21 @@ class Show:
     program: list[Input]
 
 
-def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str]) -> Show:
+def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str], confine: bool = False) -> Show:
     """The show a rundown file describes, every file in it read (scripts) or probed (audio) and
     every backend choice checked.
 
     ``read_script`` reads and checks one script file (the CLI's, so errors read the same).
+    With ``confine``, a path that leads out of the rundown's folder (``..``, an absolute path, a
+    symlink pointing elsewhere) is a UsageError, raised before that file is opened: for rundowns
+    written by someone else.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"rundown not found: {path}" if not path.exists() else f"rundown is not a file: {path}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            data = tomllib.loads(read_bounded(file, f"rundown {path}").decode("utf-8"))
     except UnicodeDecodeError:
         raise InputError(f"rundown {path} is not UTF-8; save it as UTF-8 and try again") from None
     except OSError as exc:
@@ -92,16 +100,24 @@ def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str]) -
         raise UsageError(f"rundown {path}: {_where(exc)}") from None
 
     base = path.parent
+    root = Path(os.path.realpath(base)) if confine else None
     program: list[Input] = []
+    text_bytes = 0  # of every script so far: the show as a whole is bounded, not only each file
     for number, seg in enumerate(rundown.segment, 1):
         where = f"rundown {path}, segment {number}"
-        program.append(_cast(seg, preset, base, where))
+        program.append(_cast(seg, preset, base, where, root))
         if seg.pause is not None:
             program.append(Rest(seg.pause))
         elif seg.audio is not None:
-            program.append(AudioFile(audio_io.probe(base / seg.audio)))
+            program.append(AudioFile(audio_io.probe(_path(base, "audio", seg.audio, where, root))))
         else:
-            text = seg.script if seg.script is not None else read_script(base / str(seg.script_file))
+            if seg.script is not None:
+                text = seg.script
+            else:
+                text = read_script(_path(base, "script_file", seg.script_file, where, root))
+            text_bytes += len(text.encode("utf-8"))
+            if text_bytes > MAX_SCRIPT_BYTES:
+                raise InputError(over_limit(f"rundown {path}, with its scripts up to segment {number},"))
             items = parse(text, preset.speech.max_sentence_chars)
             if not any(isinstance(i, Sentence) for i in items):
                 raise InputError(f"{where} has nothing to say")
@@ -109,11 +125,26 @@ def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str]) -
     return Show(rundown.title, program)
 
 
-def _cast(seg: _Segment, preset: Preset, base: Path, where: str) -> Cast:
-    tts = _choice(seg.tts, preset.tts, base)
+def _path(base: Path, key: str, value: str | None, where: str, root: Path | None) -> Path:
+    """A segment's ``key`` (script_file, audio) as a path from the rundown's folder."""
+    path = base / str(value)
+    if root is not None:
+        _confined(path, root, where, f"{key} {value!r}")
+    return path
+
+
+def _confined(path: Path, root: Path, where: str, what: str) -> None:
+    """Refuse ``path`` unless it is inside ``root`` once symlinks and ``..`` are resolved."""
+    # realpath, not Path.resolve: a symlink loop is then refused or "not found", not a RuntimeError.
+    if not Path(os.path.realpath(path)).is_relative_to(root):
+        raise UsageError(f"{where}: {what} is outside the rundown's folder {root}, and its paths are confined to it")
+
+
+def _cast(seg: _Segment, preset: Preset, base: Path, where: str, root: Path | None) -> Cast:
+    tts = _choice("tts", seg.tts, preset.tts, base, where, root)
     if seg.voice is not None:
         tts = BackendChoice(**{**tts.model_dump(), "voice": seg.voice})
-    cast = Cast(tts, _choice(seg.avatar, preset.avatar, base))
+    cast = Cast(tts, _choice("avatar", seg.avatar, preset.avatar, base, where, root))
     speaks = seg.script is not None or seg.script_file is not None  # else its TTS never runs
     for kind, choice in (("tts", cast.tts), ("avatar", cast.avatar))[0 if speaks else 1 :]:
         try:
@@ -123,7 +154,9 @@ def _cast(seg: _Segment, preset: Preset, base: Path, where: str) -> Cast:
     return cast
 
 
-def _choice(value: str | dict[str, Any] | None, default: BackendChoice, base: Path) -> BackendChoice:
+def _choice(
+    kind: str, value: str | dict[str, Any] | None, default: BackendChoice, base: Path, where: str, root: Path | None
+) -> BackendChoice:
     """A segment's backend: the preset's when not given; the preset's options when only the
     same backend's name is given; a table replaces them. A relative path in a table that names
     a file beside the rundown (a photo, a clip, a voice) is taken from there."""
@@ -131,13 +164,37 @@ def _choice(value: str | dict[str, Any] | None, default: BackendChoice, base: Pa
         return default
     if isinstance(value, str):
         return BackendChoice(backend=value)
-    return BackendChoice(**{k: _beside(v, base) for k, v in value.items()})
+    if root is not None:
+        _vetted(kind, value, where)
+    return BackendChoice(**{k: v if k == "backend" else _beside(v, base, where, f"{kind}.{k}", root)
+                            for k, v in value.items()})
 
 
-def _beside(value: Any, base: Path) -> Any:
-    if isinstance(value, str) and value and not Path(value).is_absolute() and (base / value).exists():
-        return str(base / value)
-    return value
+def _vetted(kind: str, table: dict[str, Any], where: str) -> None:
+    """Confined, a segment's backend table may not set the options only an operator may (one
+    that runs a program, or says where the text and a key are sent)."""
+    try:
+        cls = registry.get(kind, table["backend"])  # type: ignore[arg-type]
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    for key in table:
+        if key != "backend" and trusted(cls.Options, key):
+            raise UsageError(
+                f"{where}: {kind}.{key} of {cls.name} cannot come from a confined rundown (it runs a"
+                " program or says where text is sent); set it in the preset or with --set"
+            )
+
+
+def _beside(value: Any, base: Path, where: str, name: str, root: Path | None) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    beside = not Path(value).is_absolute() and (base / value).exists()
+    path = base / value if beside else Path(value)
+    # Confined, every string that is a path is checked: an absolute one, existing or not, and a
+    # relative one that names a file (beside the rundown, or else from the working folder).
+    if root is not None and (path.is_absolute() or path.exists()):
+        _confined(path, root, where, f"{name} {value!r}")
+    return str(path) if beside else value
 
 
 def _where(exc: ValidationError) -> str:

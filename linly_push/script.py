@@ -6,6 +6,15 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
+
+from .errors import InputError
+
+MAX_SCRIPT_BYTES = 16 * 1024 * 1024
+"""The most text read for one show: a script, a rundown file, or all the scripts of a rundown
+together. Some 300 hours of speech (English at about 15 bytes a second; Chinese, about 11, goes
+further), far more than a show needs, and small enough to hold at once: without a bound,
+``--script /dev/zero`` filled the memory."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,20 @@ _SOFT_BREAK = re.compile(r"[，、；：]|[,;:](?=\s)")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt vs etc e.g i.e u.s u.k u.n a.m p.m no vol fig inc ltd co corp dept approx".split()
 )
+_WORD_LOOKBACK = 32  # characters: the longest abbreviation and any openers before it
+
+
+def over_limit(what: str) -> str:
+    """The error message for text past MAX_SCRIPT_BYTES; ``what`` names it ("script talk.txt")."""
+    return f"{what} is over {MAX_SCRIPT_BYTES // 2**20} MiB (some 300 hours of speech), more than one show may hold"
+
+
+def read_bounded(source: BinaryIO, what: str) -> bytes:
+    """Everything ``source`` holds, read no further than MAX_SCRIPT_BYTES (an InputError past it)."""
+    data = source.read(MAX_SCRIPT_BYTES + 1)
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise InputError(over_limit(what))
+    return data
 
 
 def is_cjk(ch: str) -> bool:
@@ -112,7 +135,9 @@ def _is_boundary(text: str, i: int, j: int) -> bool:
     if j < len(text) and not (text[j].isspace() or _wide(text[j])):
         return False
     if text[i:j].rstrip(_CLOSERS) == ".":
-        word = text[text.rfind(" ", 0, i) + 1 : i].lstrip(_OPENERS)  # whitespace is single spaces here
+        # The word before the dot, from the last few characters only: abbreviations are short, and
+        # searching back to the start each time made many dots without spaces quadratic.
+        word = text[max(0, i - _WORD_LOOKBACK) : i].rpartition(" ")[2].lstrip(_OPENERS)  # single spaces here
         if word.lower() in _ABBREVIATIONS or (len(word) == 1 and word.isupper()):  # Mr. e.g. J. K.
             return False
     return True
@@ -121,14 +146,18 @@ def _is_boundary(text: str, i: int, j: int) -> bool:
 def _cut(sentence: str, limit: int) -> list[str]:
     """Pieces of at most ``limit`` characters, cut after a comma-like mark, else at a space, else hard."""
     pieces: list[str] = []
-    while len(sentence) > limit:
-        floor = limit // 3  # don't leave a stub of a few characters when a later cut exists
-        soft = [m.end() for m in _SOFT_BREAK.finditer(sentence[: limit + 1]) if floor < m.end() <= limit]
-        space = sentence.rfind(" ", floor, limit + 1)
+    floor = limit // 3  # don't leave a stub of a few characters when a later cut exists
+    start = 0  # an offset, not sentence[at:] anew each time: cutting stays linear in the length
+    while len(sentence) - start > limit:
+        window = sentence[start : start + limit + 1]
+        soft = [m.end() for m in _SOFT_BREAK.finditer(window) if floor < m.end() <= limit]
+        space = window.rfind(" ", floor, limit + 1)
         at = soft[-1] if soft else space if space > 0 else limit
-        pieces.append(sentence[:at].strip())
-        sentence = sentence[at:].strip()
-    pieces.append(sentence)
+        pieces.append(window[:at].strip())
+        start += at
+        while start < len(sentence) and sentence[start].isspace():
+            start += 1
+    pieces.append(sentence[start:])
     return [p for p in pieces if p]
 
 

@@ -1,8 +1,13 @@
-"""Output URLs: expanding ${VAR}, telling outputs apart, and keeping stream keys out of text.
+"""Output URLs: expanding ${VAR}, checking them, telling outputs apart, and keeping stream keys
+out of text.
 
 A stream key is a password: it must never reach a log line, an error message or a traceback.
-``mask`` hides it structurally (for showing a URL); ``redact`` scrubs it from any text (ffmpeg's
-stderr, error messages), using the strings ``secrets_of`` names for a URL.
+``target`` turns what the user wrote into a ``Target``: the URL ffmpeg is given, and the form
+people see, in which every value substituted from the environment is masked where it stands,
+before the key parts (last path segment, query, password) are masked as well. A ``Redactor``
+scrubs text (ffmpeg's stderr, error messages): each URL becomes its shown form, and each secret
+(whole, or a piece of an environment value between URL delimiters) becomes ****, wherever it
+stands as a whole word: a short key never turns "exited" into "e****ited".
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -41,13 +47,13 @@ def env_values(url: str, env: Mapping[str, str] = os.environ) -> list[str]:
 
 
 @contextlib.contextmanager
-def redacting(secrets: Iterable[str]) -> Iterator[None]:
+def redacting(secrets: Redactor | Iterable[str]) -> Iterator[None]:
     """Re-raise any LinlyPushError from the block with ``secrets`` scrubbed from its message."""
-    secrets = list(secrets)
+    scrub = secrets if isinstance(secrets, Redactor) else Redactor(secrets=secrets)
     try:
         yield
     except LinlyPushError as exc:
-        clean = redact(str(exc), secrets)
+        clean = scrub(str(exc))
         if clean == str(exc):
             raise
         raise type(exc)(clean) from None
@@ -70,18 +76,45 @@ def kind(target: str) -> Kind:
     return SCHEMES[scheme]
 
 
+def check(url: str, shown: str | None = None) -> None:
+    """UsageError unless ``url`` is one ffmpeg can push to: a known scheme, a host, a valid port;
+    for RTMP an application in the path, for SRT a port. ``shown`` is how to name it in errors."""
+    where = shown or mask(url)
+    what = kind(url)
+    if what == "file":
+        return
+    try:
+        u = urlsplit(url)
+        port = u.port  # ValueError when it is not a number from 0 to 65535
+    except ValueError as exc:
+        raise UsageError(f"{where!r} is not a valid URL: {exc}") from None
+    if not u.hostname:
+        raise UsageError(f"{where!r} has no host: write {u.scheme}://HOST/... (e.g. {u.scheme}://127.0.0.1/live/test)")
+    if what == "rtmp" and not u.path.strip("/"):
+        raise UsageError(f"{where!r} has no application and stream key: write {u.scheme}://HOST/APP/KEY")
+    if what == "srt" and port is None:
+        raise UsageError(f"{where!r} has no port: SRT needs one, e.g. srt://HOST:9000?streamid=...")
+
+
 def _parts(url: str) -> tuple[str | None, str | None, str | None]:
     """The secret parts of a URL: password, key (the last path segment), query."""
-    u = urlsplit(url)
+    try:
+        u = urlsplit(url)
+        password = u.password
+    except ValueError:  # malformed (e.g. an unclosed "[" for IPv6): its whole tail may be a key
+        return None, url.split("://", 1)[-1] or None, None
     key = u.path.strip("/").split("/")[-1] or None
-    return u.password or None, key, u.query or None
+    return password or None, key, u.query or None
 
 
 def mask(url: str) -> str:
     """The URL with its password, key segment, query and fragment shown as ****; paths unchanged."""
     if not _is_url(url):
         return url
-    u = urlsplit(url)
+    try:
+        u = urlsplit(url)
+    except ValueError:
+        return f"{url.split('://', 1)[0]}://{MASK}"
     password, key, query = _parts(url)
     netloc = u.netloc
     if password:
@@ -98,27 +131,106 @@ def secrets_of(url: str) -> list[str]:
     if not _is_url(url):
         return []
     password, key, query = _parts(url)
-    fragment = urlsplit(url).fragment or None
+    try:
+        fragment = urlsplit(url).fragment or None
+    except ValueError:
+        fragment = None
     return [s for s in (url, key, query, password, fragment) if s]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A destination: ``url`` as ffmpeg gets it (``${VAR}``s expanded), ``shown`` as people see
+    it, and ``secrets``, the strings never to show: each environment value and the key parts."""
+
+    url: str
+    shown: str
+    secrets: tuple[str, ...] = ()
+    pieces: tuple[str, ...] = ()  # parts of environment values, between URL delimiters
+
+    @classmethod
+    def plain(cls, url: str) -> Target:
+        """A URL or path written out in full, without ``${VAR}``s."""
+        return cls(url, mask(url), tuple(secrets_of(url)[1:]), _query_values(url))
+
+
+def target(raw: str, env: Mapping[str, str] = os.environ) -> Target:
+    """What the user wrote (``${VAR}``s and all) as a checked Target. UsageError for a variable
+    that is not set or a URL that cannot work, naming it masked."""
+    values = env_values(raw, env)
+    scrub = Redactor(secrets=values, pieces=_pieces(values))
+    with redacting(scrub):
+        url = expand(raw, env)
+    # The values are masked where they stand first, so none of one shows even where the key
+    # parts below would not reach (a host, an app name, a key with "/" in it).
+    shown = mask(_VAR.sub(MASK, raw)) if _is_url(raw) else scrub(raw)
+    found = Target(url, shown, (*values, *secrets_of(url)[1:]), (*_pieces(values), *_query_values(url)))
+    check(url, shown)
+    return found
+
+
+_DELIMITERS = re.compile(r"[/?#&=@:;\s]+")
+MIN_PIECE = 3  # shorter pieces of a value are ordinary words too often to mask on their own
+
+
+def _pieces(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(p for v in values for p in _DELIMITERS.split(v) if len(p) >= MIN_PIECE and p != v)
+
+
+def _query_values(url: str) -> tuple[str, ...]:
+    """The values of a URL's query (``streamid=...&passphrase=...``): each a secret of its own."""
+    _, _, query = _parts(url) if _is_url(url) else (None, None, None)
+    found = (item.partition("=")[2] for item in (query or "").split("&"))
+    return tuple(v for v in found if len(v) >= MIN_PIECE)
 
 
 def _forms(secret: str) -> set[str]:
     # ffmpeg and servers echo URLs both as given and percent-decoded.
-    return {secret, unquote(secret), quote(secret, safe=""), quote(secret, safe=":/?&=@")}
+    return {f for f in (secret, unquote(secret), quote(secret, safe=""), quote(secret, safe=":/?&=@")) if f}
+
+
+class Redactor:
+    """Scrubs text of everything secret about some targets (and further secret strings).
+
+    Each form of a target's URL becomes its shown form; then each secret, and each piece of an
+    environment value, becomes **** where it stands as a whole word (not inside a longer run of
+    letters, digits, "_" and "-"), in every percent-encoded and decoded form, longest first.
+    """
+
+    def __init__(self, targets: Iterable[Target] = (), secrets: Iterable[str] = (), pieces: Iterable[str] = ()) -> None:
+        targets = list(targets)
+        self.targets = {t.url: t for t in targets}
+        self._shown: dict[str, str] = {}
+        words: set[str] = set(pieces)
+        for t in targets:
+            for form in _forms(t.url):
+                self._shown.setdefault(form, t.shown)
+            words |= {*t.secrets, *t.pieces}
+        for secret in secrets:
+            if _is_url(secret):
+                for form in _forms(secret):
+                    self._shown.setdefault(form, mask(secret))
+                words |= {*secrets_of(secret)[1:], *_query_values(secret)}
+            else:
+                words.add(secret)
+        self._urls = sorted(self._shown, key=len, reverse=True)
+        forms = sorted({f for w in words for f in _forms(w)}, key=len, reverse=True)
+        self._words = (
+            re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, forms)) + r")(?![\w-])") if forms else None
+        )
+
+    def show(self, url: str) -> str:
+        """How to show ``url``: a known target's shown form, else masked and scrubbed."""
+        found = self.targets.get(url)
+        return found.shown if found is not None else self(mask(url))
+
+    def __call__(self, text: str) -> str:
+        for form in self._urls:
+            text = text.replace(form, self._shown[form])
+        return self._words.sub(MASK, text) if self._words is not None else text
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each secret (and its percent-encoded and decoded forms)
-    replaced: a URL by its masked form, anything else by ****.
-
-    Longest first, so a URL becomes ``rtmp://host/app/****`` before its key is looked for
-    elsewhere; a key that also occurs in the host is scrubbed there too.
-    """
-    replacements: dict[str, str] = {}
-    for secret in secrets:
-        for form in _forms(secret):
-            if form:
-                replacements[form] = mask(secret) if _is_url(secret) else MASK
-    for form in sorted(replacements, key=len, reverse=True):
-        text = text.replace(form, replacements[form])
-    return text
+    """``text`` with each secret scrubbed: a URL shown masked, anything else as ****, where it
+    stands as a whole word (see ``Redactor``)."""
+    return Redactor(secrets=secrets)(text)

@@ -42,3 +42,27 @@ def ffprobe() -> Callable[..., dict[str, Any]]:
         return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout)
 
     return probe
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """``tmpfs(name, size, *options)``: a real tmpfs mounted at ``tmp_path / name`` (a small disk
+    to fill up, or one mounted read-only), unmounted afterwards. Needs root (CI runs as root)."""
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str, *options: str) -> Path:
+        where = tmp_path / name
+        where.mkdir()
+        opts = ",".join([f"size={size}", *options])
+        run = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True)
+        if run.returncode != 0:
+            reason = f"cannot mount a tmpfs here: {run.stderr.strip()}"
+            if os.environ.get("CI"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], check=False)

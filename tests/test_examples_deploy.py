@@ -9,7 +9,6 @@ so a renamed flag breaks these tests, not a user's broadcast.
 from __future__ import annotations
 
 import configparser
-import fnmatch
 import json
 import os
 import re
@@ -27,7 +26,6 @@ from typing import Any
 import pytest
 import typer
 
-import linly_push
 from linly_push import presets
 from linly_push.cli.app import app
 from linly_push.cli.inputs import read_script
@@ -36,11 +34,6 @@ from linly_push.rundown import load as load_rundown
 from linly_push.schedule import parse_duration
 from media_probe import probe
 from optional import need
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 yaml = need("yaml", "test")
 
@@ -362,7 +355,7 @@ def test_systemd_service_and_timer():
     assert parse_duration(s["TimeoutStopSec"]) >= 10  # linly-push stops within 2 s of SIGTERM
     assert s["Restart"] == "on-failure"
     never = {int(c) for c in s["RestartPreventExitStatus"].split()}
-    assert never == {2, 3, 6} and never <= EXIT_CODES.keys()
+    assert never == {2, 3, 6, 7} and never <= EXIT_CODES.keys()
 
     timer = unit(DEPLOY / "linly-push.timer")
     t = timer["Timer"]
@@ -556,10 +549,10 @@ def test_cronjobs_run_one_broadcast_at_a_time_and_stop_cleanly():
         assert isinstance(job["backoffLimit"], int) and job["activeDeadlineSeconds"] > 0, name
         assert pod["restartPolicy"] == "Never", name
         assert pod["terminationGracePeriodSeconds"] >= 10, name  # linly-push stops within 2 s
-        # Exit codes a retry cannot fix end the Job at once; 4 and 5 are retried.
+        # Exit codes a retry cannot fix (or must not: 7 aired the show) end the Job at once; 4 and 5 are retried.
         [rule] = job["podFailurePolicy"]["rules"]
         codes = set(rule["onExitCodes"]["values"])
-        assert rule["action"] == "FailJob" and codes == {2, 3, 6} and codes <= EXIT_CODES.keys(), name
+        assert rule["action"] == "FailJob" and codes == {2, 3, 6, 7} and codes <= EXIT_CODES.keys(), name
         assert rule["onExitCodes"]["containerName"] == container(j)["name"], name
         limit = j["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
         env = {e["name"]: e.get("value") for e in container(j)["env"]}

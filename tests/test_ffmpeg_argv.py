@@ -26,7 +26,7 @@ def argv(output: str, video: VideoSettings | None = None, audio: AudioSettings |
 
 def test_mp4_file():
     assert argv("out/show.mp4") == [
-        *"ffmpeg -hide_banner -nostdin -loglevel warning -nostats -progress pipe:1 -y".split(),
+        *"ffmpeg -hide_banner -nostdin -loglevel level+verbose -nostats -progress pipe:1 -y".split(),
         *INPUTS.split(),
         *"""-f mp4 -aac_coder fast -ac 2 -ar 44100 -b:a 128k -b:v 2M -bufsize 2M -c:a aac -c:v libx264 -g 50
         -keyint_min 25 -maxrate 2M -movflags +faststart -pix_fmt yuv420p -preset ultrafast
@@ -37,7 +37,7 @@ def test_mp4_file():
 def test_rtmp():
     url = "rtmp://127.0.0.1:1935/live/KEY"
     assert argv(url) == [
-        *"ffmpeg -hide_banner -nostdin -loglevel warning -nostats -progress pipe:1".split(),
+        *"ffmpeg -hide_banner -nostdin -loglevel level+verbose -nostats -progress pipe:1".split(),
         *INPUTS.split(),
         *"""-f flv -aac_coder fast -ac 2 -ar 44100 -b:a 128k -b:v 2M -bufsize 2M -c:a aac -c:v libx264
         -flvflags no_duration_filesize -g 50 -keyint_min 25 -maxrate 2M -pix_fmt yuv420p
@@ -50,7 +50,7 @@ def test_rtmp():
 def test_srt():
     url = "srt://127.0.0.1:9000?streamid=publish:live/KEY&latency=200000"
     assert argv(url) == [
-        *"ffmpeg -hide_banner -nostdin -loglevel warning -nostats -progress pipe:1".split(),
+        *"ffmpeg -hide_banner -nostdin -loglevel level+verbose -nostats -progress pipe:1".split(),
         *INPUTS.split(),
         *"""-f mpegts -aac_coder fast -ac 2 -ar 44100 -b:a 128k -b:v 2M -bufsize 2M -c:a aac -c:v libx264 -g 50
         -keyint_min 25 -maxrate 2M -pix_fmt yuv420p -preset ultrafast -rw_timeout 5000000
@@ -119,10 +119,10 @@ RTMP_OPTS = "flvflags=no_duration_filesize:rw_timeout=5000000"
 def test_two_urls_and_a_record():
     a, b = "rtmp://a.example/live/KEY1", "rtmp://b.example:1936/app/KEY2"
     assert argv([a, b, "show.mkv"]) == [
-        *"ffmpeg -hide_banner -nostdin -loglevel warning -nostats -progress pipe:1 -y".split(),
+        *"ffmpeg -hide_banner -nostdin -loglevel level+verbose -nostats -progress pipe:1 -y".split(),
         *INPUTS.split(),
         *ENCODE.split(),
-        "[f=matroska:onfail=ignore]show.mkv"
+        "[f=matroska:onfail=ignore:cluster_time_limit=1000]show.mkv"
         f"|[f=flv:onfail=ignore:{FIFO}:{RTMP_OPTS}]{a}"
         f"|[f=flv:onfail=ignore:{FIFO}:{RTMP_OPTS}]{b}",
     ]
@@ -211,7 +211,7 @@ def test_tee_escapes_what_its_parser_would_eat():
     key = "rtmp://h/live/k|e[y]'s:x"
     parsed = parse_tee(argv([nasty, key, "rtmp://h2/live/K"])[-1])
     assert [name for _, name in parsed] == [nasty, key, "rtmp://h2/live/K"]
-    assert parsed[0][0] == {"f": "matroska", "onfail": "ignore"}
+    assert parsed[0][0] == {"f": "matroska", "onfail": "ignore", "cluster_time_limit": "1000"}
     fifo = dict(pair.split("=") for pair in parsed[1][0]["fifo_options"].split(":"))
     assert fifo == {
         "attempt_recovery": "1", "recover_any_error": "1", "recovery_wait_time": "1",

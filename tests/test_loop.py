@@ -11,7 +11,7 @@ import pytest
 
 from cli_run import linly, text
 from linly_push.backends import registry
-from linly_push.backends.loop import LoopAvatar, LoopOptions, decode
+from linly_push.backends.loop import LoopAvatar, decode
 from linly_push.clock import Ticker
 from linly_push.errors import InputError, UsageError
 from linly_push.ffmpeg import find_ffmpeg

@@ -4,74 +4,19 @@ All against real nginx-rtmp servers on 127.0.0.1 that record what they receive."
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from broadcast import KEY, PLUGINS, SENTENCES, Broadcast, url, write_script
 from media_probe import probe
-from rtmp_server import RtmpServer, free_port
+from rtmp_server import free_port
 from speechprint import missing
 
-KEY = "sk-live-0n41r-k3y"  # must appear nowhere in what linly-push prints
-PLUGINS = str(Path(__file__).parent / "plugins")
-SMALL = ["--set", "video.width=320", "--set", "video.height=180"]
-SENTENCES = [
-    "Good evening and welcome to the late news.",
-    "Tonight the river rose above its banks for the first time in ten years.",
-    "Volunteers filled sandbags through the night.",
-    "The mayor thanked everyone who came to help.",
-    "In sport, the home team won again.",
-    "That is all for tonight, goodbye.",
-]
-
 pytestmark = pytest.mark.live
-
-
-class Broadcast:
-    """`linly-push live ... --json` running in the background, its events read as they come."""
-
-    def __init__(self, *args: str, stdin: bool = False, env: dict | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "linly_push", "live", "--json", *SMALL, *args],
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, "STREAM_KEY": KEY, **(env or {})},
-        )
-        self.events: list[dict] = []
-        self.started = time.monotonic()
-
-    def wait_for(self, kind: str, count: int = 1, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while sum(e["event"] == kind for e in self.events) < count:
-            assert time.monotonic() < deadline, f"no {kind} event within {timeout} s: {self.events}"
-            line = self.proc.stdout.readline()
-            assert line, f"linly-push ended before {kind}: {self.proc.stderr.read().decode()}"
-            self.events.append(json.loads(line))
-        return [e for e in self.events if e["event"] == kind][count - 1]
-
-    def finish(self, timeout: float = 120) -> tuple[int, str]:
-        out, err = self.proc.communicate(timeout=timeout)
-        self.events += [json.loads(line) for line in out.decode().splitlines()]
-        everything = json.dumps(self.events) + err.decode()
-        assert KEY not in everything, "the stream key leaked"
-        return self.proc.returncode, err.decode()
-
-    def of(self, kind: str) -> list[dict]:
-        return [e for e in self.events if e["event"] == kind]
-
-
-def write_script(tmp_path: Path, sentences=SENTENCES) -> str:
-    path = tmp_path / "talk.txt"
-    path.write_text(" ".join(sentences), encoding="utf-8")
-    return str(path)
-
-
-def url(server: RtmpServer) -> str:
-    return server.url(key="${STREAM_KEY}")
 
 
 def test_server_restart_mid_broadcast_loses_no_sentence(rtmp_server, tmp_path):
@@ -160,10 +105,20 @@ def assert_continuous(path: Path, fps: int) -> None:
 
 
 def test_two_destinations_one_dead_the_live_one_gets_everything(rtmp_server, tmp_path):
-    dead = f"rtmp://127.0.0.1:{free_port()}/live/${{STREAM_KEY}}"
+    port = free_port()
+    dead = f"rtmp://127.0.0.1:{port}/live/${{STREAM_KEY}}"
     b = Broadcast("--script", write_script(tmp_path, SENTENCES[:3]), "--url", dead, "--url", url(rtmp_server))
     code, err = b.finish()
-    assert code == 0, err
+    # The show went out, but not everywhere: said at once, and in the exit status.
+    assert code == 7, err
+    shown = f"rtmp://127.0.0.1:{port}/live/****"
+    [down] = b.of("destination")
+    assert (down["destination"], down["role"], down["state"]) == (shown, "live", "down")
+    assert "Connection refused" in down["reason"]
+    report = {d["destination"]: d["complete"] for d in b.of("finished")[0]["destinations"]}
+    assert report == {shown: False, url(rtmp_server).replace("${STREAM_KEY}", "****"): True}
+    assert [e["event"] for e in b.events[-2:]] == ["finished", "error"] and b.events[-1]["code"] == 7
+    assert err.strip().splitlines()[-1].startswith(f"linly-push: error: the show went out, but {shown} did not get all of it")
     [recording] = rtmp_server.recordings()
     assert missing([recording], SENTENCES[:3]) == []
     assert abs(float(probe(recording).format["duration"]) - b.of("finished")[0]["seconds"]) < 0.5

@@ -1,7 +1,6 @@
 """The pure parts of getting back on air: backoff, and where to resume."""
 
 import numpy as np
-import pytest
 
 from linly_push.clock import Placed
 from linly_push.media import Segment

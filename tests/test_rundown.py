@@ -17,7 +17,7 @@ from linly_push import presets
 from linly_push.errors import InputError, UsageError
 from linly_push.program import AudioFile, Cast, Rest
 from linly_push.rundown import load
-from linly_push.script import Pause, Sentence
+from linly_push.script import Sentence
 from media_probe import probe
 
 FAST = ["--preset", "local-test", "--set", "video.width=320", "--set", "video.height=180"]
@@ -274,3 +274,35 @@ def test_a_late_start_shortens_the_warmup_so_the_show_starts_on_time(rtmp_server
     first = next(e for e in events if e["event"] == "sentence")
     assert started["time"] < start  # on air at once: less than the warmup was left
     assert abs(started["time"] + first["at"] - start) < 0.5  # and the show begins at the start time
+
+
+COUNT_DISCOVERY = """
+import importlib.metadata, json, sys
+real = importlib.metadata.entry_points
+calls = []
+def counted(**kwargs):
+    if str(kwargs.get("group", "")).startswith("linly_push."):
+        calls.append(kwargs["group"])
+    return real(**kwargs)
+importlib.metadata.entry_points = counted  # before linly_push imports it
+from linly_push import presets
+from linly_push.rundown import load
+show = load(sys.argv[1], presets.load("local-test"), lambda path: path.read_text(encoding="utf-8"))
+print(json.dumps({"items": len(show.program), "calls": sorted(calls)}))
+"""
+
+
+def test_a_long_rundown_discovers_the_backends_once_not_per_segment(tmp_path):
+    # 10,000 segments took 70 s to load when every segment read the entry points again (issue 9).
+    segments = [
+        "[[segment]]\nscript = 'Part one.'\nvoice = 'en-gb'\navatar = 'testcard'\n",
+        "[[segment]]\npause = 1\n",
+        "[[segment]]\nscript_file = 'more.txt'\ntts = { backend = 'espeak', rate = 150 }\n",
+        "[[segment]]\naudio = 'tone.wav'\navatar = 'cartoon'\n",
+    ]
+    show = _show(tmp_path, "".join(segments[i % 4] for i in range(2000)))
+    r = subprocess.run([sys.executable, "-c", COUNT_DISCOVERY, str(show)], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    loaded = json.loads(r.stdout)
+    assert loaded["items"] == 500 * (2 + 2 + 3 + 2)  # a Cast per segment, then 1, 1, 2 and 1 items
+    assert loaded["calls"] == ["linly_push.avatars", "linly_push.tts"]

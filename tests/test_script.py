@@ -103,3 +103,14 @@ def test_stream_yields_each_line_as_it_arrives():
     assert next(items) == Sentence("How are you?", "en")
     assert next(items) == Pause("paragraph")  # two blank lines: one pause, and only before more text
     assert next(items) == Sentence("你好。", "zh")
+
+
+def test_long_texts_cut_and_end_sentences_as_short_ones_do():
+    # Cutting and finding the word before a dot used to start from the beginning each time: a
+    # 16 MiB script without stops took hours. Their results must not have changed.
+    words = " ".join(["word"] * 20_000)
+    pieces = texts(words, max_chars=50)
+    assert all(len(p) <= 50 for p in pieces) and " ".join(pieces) == words
+    assert texts("中文.很好." * 1000) == ["中文.", "很好."] * 1000  # ASCII full stops, no spaces
+    assert texts("(" * 5 + "Mr. Smith came. " + "x" * 40 + "Mr. Jones left.") == [
+        "(((((Mr. Smith came.", "x" * 40 + "Mr.", "Jones left."]

@@ -104,3 +104,55 @@ def test_redact_srt_query():
     stderr = f"[srt @ 0x55] Connection to {url} failed: Input/output error"
     out = urls.redact(stderr, urls.secrets_of(url))
     assert out == "[srt @ 0x55] Connection to srt://127.0.0.1:9000?**** failed: Input/output error"
+
+
+# -- values from the environment are secret wherever they land (issue 9) ------------------------
+
+ENV = {"APP": "app-s3cret", "KEY": "k3y/with-slash", "TOKEN": "t0ken-x", "USER": "us3r-name", "SHORT": "xit"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("rtmp://host/${APP}/live", "rtmp://host/****/****"),
+        ("rtmp://${USER}@host/app/live", "rtmp://****@host/app/****"),
+        ("rtmp://host/app/${KEY}", "rtmp://host/app/****"),
+        ("rtmp://host/app/live?token=${TOKEN}", "rtmp://host/app/****?****"),
+        ("rtmp://${APP}.example/app/live", "rtmp://****.example/app/****"),
+    ],
+)
+def test_a_target_shows_every_environment_value_masked_where_it_stands(raw, shown):
+    t = urls.target(raw, ENV)
+    assert t.shown == shown
+    assert t.url == urls.expand(raw, ENV)
+    for value in ENV.values():
+        for piece in (value, *value.split("/")):
+            if piece in t.url and len(piece) >= 3:
+                assert piece not in t.shown
+
+
+def test_redactor_hides_values_whole_and_in_parts_in_ffmpeg_messages():
+    t = urls.target("rtmp://127.0.0.1:1935/${APP}/${KEY}", ENV)
+    scrub = urls.Redactor([t])
+    stderr = (
+        "[rtmp @ 0x55] Cannot open connection tcp://127.0.0.1:1935\n"
+        "rtmp://127.0.0.1:1935/app-s3cret/k3y/with-slash: Input/output error\n"
+        "[flv @ 0x55] app 'app-s3cret' stream 'k3y' playpath 'with-slash'"
+    )
+    out = scrub(stderr)
+    for leak in ("app-s3cret", "k3y", "with-slash"):
+        assert leak not in out
+    assert "rtmp://127.0.0.1:1935/****/****: Input/output error" in out
+    assert "tcp://127.0.0.1:1935" in out  # nothing secret there
+
+
+def test_a_short_key_is_masked_where_it_stands_not_inside_words():
+    t = urls.target("rtmp://host/live/${SHORT}", ENV)
+    out = urls.Redactor([t])("ffmpeg exited with code 1: rtmp://host/live/xit: refused; stream xit exited")
+    assert out == "ffmpeg exited with code 1: rtmp://host/live/****: refused; stream **** exited"
+
+
+def test_a_missing_variable_names_it_and_no_other_value():
+    with pytest.raises(UsageError) as err:
+        urls.target("rtmp://host/${APP}/${NOPE}", ENV)
+    assert "NOPE" in str(err.value) and "s3cret" not in str(err.value)

@@ -3,7 +3,8 @@
 A backend is a class with a ``name``, a one-line ``description``, a nested pydantic ``Options``
 model that forbids unknown keys (so a typo in ``--set tts.voce=...`` fails loudly) and, for
 optional backends, the pip extra that makes it ready. Heavy imports belong inside the backend's
-methods, so listing backends never needs them.
+methods, so finding a backend never needs them; ``check`` is where a backend may import them, for
+``linly-push backends``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,23 @@ def _colour(value: str) -> str:
 
 Colour = Annotated[str, AfterValidator(_colour)]  # an option naming a colour, as Pillow reads them
 
+# ``Field(json_schema_extra=TRUSTED)``: an option that runs a program or says where text (or a
+# key) is sent. Only the operator sets it (preset, --set); a rundown under --confine may not.
+TRUSTED = {"trusted": True}
+
+
+def trusted(options: type[BackendOptions], key: str) -> bool:
+    """Whether option ``key`` of ``options`` is marked TRUSTED."""
+    field = options.model_fields.get(key)
+    extra = field.json_schema_extra if field is not None else None
+    return isinstance(extra, dict) and extra.get("trusted") is True
+
+
+def reason(exc: BaseException) -> str:
+    """An exception in one short line, for messages: its type and the last line of its text."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1][:200] if lines else '?'}"
+
 
 class Backend(ABC):
     name: ClassVar[str]
@@ -42,8 +60,21 @@ class Backend(ABC):
 
     @classmethod
     def missing(cls) -> str | None:
-        """What keeps this backend from running here (e.g. a missing package), or None if ready."""
+        """What keeps this backend from running here (e.g. a missing package), or None if ready.
+
+        Asked on every lookup of the backend, so it must be cheap: look for packages
+        (``importlib.util.find_spec``), never import them.
+        """
         return None
+
+    @classmethod
+    def check(cls) -> str | None:
+        """Like ``missing``, but deeper: import what the backend needs, and start it where that
+        is quick, to catch an install that is present but broken. Only ``linly-push backends``
+        asks. Return what keeps the backend from running, or None; warn with a LinlyPushWarning
+        about a limit it runs with (``backends`` shows it as a note on a ready backend).
+        """
+        return cls.missing()
 
     def close(self) -> None:
         """Release what the backend holds (libraries, processes)."""

@@ -3,6 +3,8 @@
 The template is split once, like a shell would split it (shlex), and the placeholders are then
 filled in argument by argument, so the sentence becomes exactly one argument however it is
 written. No shell ever sees it: quotes, ``;``, ``$(...)`` and backticks in a script are just text.
+Unless the template itself calls a shell: in ``sh -c 'my-tts {text} > {wav}'`` (or ``bash -c``, ...)
+the shell does parse the sentence, so such a template must never speak text from others.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import Field, field_validator
 
 from ..errors import BackendError
 from ..media import Speech
-from .base import BackendOptions, TTSBackend
+from .base import TRUSTED, BackendOptions, TTSBackend
 
 _PLACEHOLDER = re.compile(r"\{(wav|text|lang)\}")
 
@@ -64,7 +66,7 @@ class CommandTTS(TTSBackend):
 
     class Options(BackendOptions):
         # {wav}: the file to write; {text}: the sentence (one argument); {lang}: "en", "zh"...
-        command: str
+        command: str = Field(json_schema_extra=TRUSTED)  # runs a program: not from a confined rundown
         timeout: float = Field(60, gt=0)  # seconds per sentence
 
         @field_validator("command")

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ..errors import BackendError, UsageError
 from ..media import Speech
-from .base import BackendOptions, TTSBackend
+from .base import TRUSTED, BackendOptions, TTSBackend
 from .command import decode_wav
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
@@ -34,10 +34,11 @@ class OpenAITTS(TTSBackend):
     description = "an OpenAI-compatible /v1/audio/speech server (base_url, model, voice; key from the environment)"
 
     class Options(BackendOptions):
-        base_url: str | None = None  # None: $LINLY_PUSH_OPENAI_BASE_URL, else DEFAULT_BASE_URL
+        # Where the text and the key go: neither from a confined rundown.
+        base_url: str | None = Field(None, json_schema_extra=TRUSTED)  # None: $LINLY_PUSH_OPENAI_BASE_URL, else DEFAULT_BASE_URL
         model: str = "tts-1"
         voice: str = "alloy"
-        api_key_env: str = "OPENAI_API_KEY"  # the name of the variable holding the key, not the key
+        api_key_env: str = Field("OPENAI_API_KEY", json_schema_extra=TRUSTED)  # the variable's name, not the key
         timeout: float = Field(30, gt=0)  # seconds per request
         retries: int = Field(2, ge=0, le=10)  # more tries after a connection error, 429 or 5xx
 

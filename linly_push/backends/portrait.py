@@ -1,9 +1,10 @@
 """The portrait avatar: a user's photo (``avatar.image``) that speaks, blinks and moves a little.
 
 At start-up the face is found once, with mediapipe's face mesh when it is installed, else (or
-when the mesh finds nothing) with OpenCV's Haar cascade and the usual proportions of a face. The
-photo is fitted into the frame around the face and converted to yuv420p; what moves is a box
-around the head, kept as YUV 4:4:4 so warping and blending stay linear:
+when the mesh finds nothing, or fails: a warning says so) with OpenCV's Haar cascade and the usual
+proportions of a face. The photo is fitted into the frame around the face and converted to
+yuv420p; what moves is a box around the head, kept as YUV 4:4:4 so warping and blending stay
+linear:
 
 - the mouth: per mouth shape a backward warp of the lower face (the jaw drops, the lips spread
   or round) and a synthesized inside (dark, with upper teeth and tongue), rendered on demand
@@ -18,11 +19,13 @@ A frame is the cached still frame with that box converted and pasted over it.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import math
 import os
 import random
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,11 +37,11 @@ from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 from pydantic import Field
 
 from ..clock import FrameContext
-from ..errors import InputError, UsageError
+from ..errors import BackendError, InputError, LinlyPushWarning, UsageError
 from ..media import VideoFormat
 from ..video import KB, KG, KR
 from ..visemes import Loudness, Viseme, viseme_at
-from .base import Avatar, BackendOptions, Colour
+from .base import Avatar, BackendOptions, Colour, reason
 from .gestures import Schedule, blink_gap
 
 Detector = Literal["auto", "mesh", "haar"]
@@ -126,7 +129,8 @@ def find_face(rgb: np.ndarray, detector: Detector = "auto") -> Face | None:
     misses faces that are small in the picture, so next the Haar cascade finds the face's box
     and the mesh looks again inside it; ``haar`` (and ``auto`` when the mesh finds nothing or
     cannot run) then places the points by the proportions of an average face in that box.
-    UsageError if ``mesh`` cannot run here.
+    With ``auto``, a mesh that fails is a LinlyPushWarning; with ``mesh``, UsageError if
+    mediapipe is not installed and BackendError if it fails.
     """
     h, w = rgb.shape[:2]
     k = min(1.0, _DETECT_SIDE / max(h, w))
@@ -136,7 +140,22 @@ def find_face(rgb: np.ndarray, detector: Detector = "auto") -> Face | None:
         raise UsageError(
             "portrait: avatar.detector=mesh needs mediapipe (pip install 'linly-push[portrait]'); or use haar"
         )
-    found = _mesh(small) if use_mesh else None
+    found = None
+    if use_mesh:
+        try:
+            found = _mesh(small)
+        except Exception as exc:  # installed but broken, e.g. by a protobuf too new for it
+            if detector == "mesh":
+                raise BackendError(
+                    f"portrait: avatar.detector=mesh, but mediapipe's face mesh fails here ({reason(exc)});"
+                    " reinstall it (pip install 'linly-push[portrait]') or use avatar.detector=haar"
+                ) from None
+            warnings.warn(
+                f"portrait: mediapipe's face mesh fails here ({reason(exc)}); finding the face with"
+                " OpenCV's Haar cascade instead",
+                LinlyPushWarning,
+            )
+            use_mesh = False
     if found is None:
         box = _haar_box(small, required=not use_mesh)
         if box is not None:
@@ -175,6 +194,22 @@ def _mesh(rgb: np.ndarray) -> Face | None:
     return Face(np.array([(marks[i].x * w - 0.5, marks[i].y * h - 0.5) for i in _MESH]), "mesh")
 
 
+def _mesh_failure() -> str | None:
+    """Why mediapipe's face mesh cannot run here, or None when it runs (on a blank picture)."""
+    if importlib.util.find_spec("mediapipe") is None:
+        return "mediapipe is not installed"
+    try:
+        with _native_stderr_silenced():
+            importlib.import_module("mediapipe")
+    except Exception as exc:
+        return f"mediapipe fails to import: {reason(exc)}"
+    try:
+        _mesh(np.zeros((64, 64, 3), np.uint8))
+    except Exception as exc:
+        return f"mediapipe's face mesh fails: {reason(exc)}"
+    return None
+
+
 def _mesh_around(rgb: np.ndarray, box: tuple[int, int, int, int]) -> Face | None:
     """The face mesh on a square crop around a face's box (x, y, width, height)."""
     x, y, w, h = box
@@ -189,7 +224,7 @@ def _haar_box(rgb: np.ndarray, required: bool) -> tuple[int, int, int, int] | No
     has none): UsageError if ``required``, else None."""
     import cv2
 
-    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    path = _cascade_path()
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
         if required:
@@ -202,6 +237,12 @@ def _haar_box(rgb: np.ndarray, required: bool) -> tuple[int, int, int, int] | No
         return None
     x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
     return int(x), int(y), int(w), int(h)
+
+
+def _cascade_path() -> Path:
+    import cv2
+
+    return Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
 
 
 def _from_box(box: tuple[int, int, int, int]) -> Face:
@@ -632,6 +673,23 @@ class PortraitAvatar(Avatar):
         cascades = any((Path(p) / "data" / "haarcascade_frontalface_default.xml").is_file() for p in folders)
         if not cascades and importlib.util.find_spec("mediapipe") is None:
             return "neither mediapipe nor OpenCV's Haar cascades (OpenCV 5 has none) are installed"
+        return None
+
+    @classmethod
+    def check(cls) -> str | None:
+        problem = cls.missing()
+        if problem is not None:
+            return problem
+        try:
+            import cv2
+        except Exception as exc:  # found but not loadable, e.g. without libGL on a slim system
+            return f"OpenCV fails to import: {reason(exc)} (on slim systems: apt install libgl1 libglib2.0-0)"
+        mesh = _mesh_failure()
+        if mesh is None:
+            return None
+        if cv2.CascadeClassifier(str(_cascade_path())).empty():
+            return f"{mesh}, and OpenCV has no Haar cascades (OpenCV 5 has none)"
+        warnings.warn(f"Haar detector only: {mesh}", LinlyPushWarning)
         return None
 
     def __init__(self, video: VideoFormat, options: BackendOptions) -> None:

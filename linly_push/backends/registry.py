@@ -4,15 +4,19 @@ points in the groups ``linly_push.tts`` and ``linly_push.avatars``, each naming 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ..errors import UsageError
+from ..errors import LinlyPushWarning, UsageError
 from ..presets import describe
-from .base import Avatar, Backend, BackendOptions, TTSBackend
+from .base import Avatar, Backend, BackendOptions, TTSBackend, reason
 
 Kind = Literal["tts", "avatar"]
 GROUPS: dict[Kind, str] = {"tts": "linly_push.tts", "avatar": "linly_push.avatars"}
@@ -26,6 +30,7 @@ class BackendInfo:
     cls: type[Backend] | None
     origin: str  # distribution that provides it
     error: str | None = None  # why it could not be loaded or is not ready
+    notes: tuple[str, ...] = ()  # limits a ready backend runs with, from its deeper check
 
     @property
     def ready(self) -> bool:
@@ -33,15 +38,22 @@ class BackendInfo:
 
     @property
     def status(self) -> str:
-        if self.ready:
+        if self.ready and not self.notes:
             return "ready"
-        # The extra belongs to the distribution that registered the backend (linly-push for its own).
-        hint = f"pip install '{self.origin}[{self.cls.extra}]'" if self.cls is not None and self.cls.extra else None
-        return f"{self.error}" + (f" ({hint})" if hint else "")
+        # The extra belongs to the distribution that registered the backend (linly-push for its own);
+        # installing it again also mends what a note says is missing or broken.
+        hint = f" (pip install '{self.origin}[{self.cls.extra}]')" if self.cls is not None and self.cls.extra else ""
+        if self.ready:
+            return "ready" + "".join(f" ({note})" for note in self.notes) + hint
+        return f"{self.error}{hint}"
 
 
-def discover(kind: Kind) -> dict[str, BackendInfo]:
-    """Every backend of ``kind`` that is installed, ready or not, by name."""
+@functools.cache
+def discover(kind: Kind) -> Mapping[str, BackendInfo]:
+    """Every backend of ``kind`` that is installed, ready or not, by name.
+
+    Entry points are read and loaded once per process: a rundown asks for every segment.
+    """
     found: dict[str, BackendInfo] = {}
     for ep in entry_points(group=GROUPS[kind]):
         origin = ep.dist.name if ep.dist is not None else "?"
@@ -54,7 +66,25 @@ def discover(kind: Kind) -> dict[str, BackendInfo]:
             found[ep.name] = BackendInfo(kind, ep.name, None, origin, f"{ep.value} is not a {BASES[kind].__name__}")
             continue
         found[ep.name] = BackendInfo(kind, ep.name, cls, origin, cls.missing())
-    return found
+    return MappingProxyType(found)
+
+
+def checked(info: BackendInfo) -> BackendInfo:
+    """``info`` after the backend's deeper check (``Backend.check``): it imports and may start
+    what the backend needs, so it is slow and only ``linly-push backends`` asks. The
+    LinlyPushWarnings the check raises become notes of a ready backend."""
+    if not info.ready:
+        return info
+    assert info.cls is not None
+    # Recording drops the other warnings too: third-party chatter on import, not about readiness.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LinlyPushWarning)
+        try:
+            problem = info.cls.check()
+        except Exception as exc:  # a plugin's broken check must not break the listing
+            problem = f"its check failed: {reason(exc)}"
+    notes = tuple(str(w.message) for w in caught if issubclass(w.category, LinlyPushWarning))
+    return replace(info, error=problem, notes=notes if problem is None else ())
 
 
 def get(kind: Kind, name: str) -> type[Backend]:

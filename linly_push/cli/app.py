@@ -11,9 +11,10 @@ from typer._click.exceptions import ClickException, UsageError as ClickUsageErro
 from typer.exceptions import Abort
 
 from .. import __version__
-from ..errors import EXIT_CODES, Interrupted, LinlyPushError, Terminated
+from ..errors import EXIT_CODES, Interrupted, LinlyPushError
 from ..events import Event
 from . import info, probe, run
+from .signals import Signals
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
 
@@ -54,14 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     debug, as_json = "--debug" in args, "--json" in args
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=args, prog_name="linly-push", standalone_mode=False)
+        with Signals():
+            code = command.main(args=args, prog_name="linly-push", standalone_mode=False)
     except ClickUsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "linly-push"
         _fail(f"{exc.format_message()} (see '{where} --help')", 2, debug, as_json)
     except ClickException as exc:
         _fail(exc.format_message(), exc.exit_code, debug, as_json)
     except Interrupted as exc:
-        _fail(str(exc), exc.exit_code, debug, as_json, label="terminated" if isinstance(exc, Terminated) else "interrupted")
+        _fail(str(exc), exc.exit_code, debug, as_json, label=exc.label)
     except LinlyPushError as exc:
         _fail(str(exc), exc.exit_code, debug, as_json)
     except (KeyboardInterrupt, Abort):

@@ -97,8 +97,21 @@ class RichDisplay:
 
     def _on_dropped(self, d: dict) -> None:
         resume = f", resuming at sentence {d['resume_sentence']}" if d["resume_sentence"] else ""
-        self._print(f"[yellow]⚠ connection lost[/] after {d['on_air']:.0f}s on air: {escape(d['reason'])}; "
-                    f"retrying in {d['retry_in']:.1f}s{resume}")
+        what = f"connection lost after {_clock(d['on_air'])} on air" if d["connected"] else "could not connect"
+        self._print(f"[yellow]⚠ {what}[/]: {escape(d['reason'])}; retrying in {d['retry_in']:.1f}s{resume}")
+
+    def _on_destination(self, d: dict) -> None:
+        where, why = escape(d["destination"]), f": {escape(d['reason'])}" if d["reason"] else ""
+        if d["state"] == "up":
+            self._print(f"[green]✓ {where} is back[/] at {_clock(d['at'])}")
+        elif d["role"] == "record":
+            self._print(f"[red]✗ recording {where} failed[/] at {_clock(d['at'])}{why}; the broadcast goes on")
+        else:
+            self._print(f"[yellow]⚠ {where} is down[/] at {_clock(d['at'])}{why}; retrying every second, "
+                        "the other destinations go on")
+
+    def _on_warning(self, d: dict) -> None:
+        self._print(f"[yellow]⚠ {escape(d['message'])}[/]")
 
     def _on_reconnected(self, d: dict) -> None:
         record = f", recording to {escape(d['record'])}" if d["record"] else ""
@@ -113,10 +126,16 @@ class RichDisplay:
         what = "Streamed" if self.live else "Wrote"
         n = d["sentences"]
         said = f", {n} sentence{'s' if n != 1 else ''}" if n else ""
+        missed = [x for x in d["destinations"] if not x["complete"]]
+        mark = "[yellow]⚠[/]" if missed else "[green]✓[/]"
         self.console.print(
-            f"[green]✓[/] {what} {escape(d['output'])}: {_clock(d['seconds'])}, {d['frames']} frames{said} "
+            f"{mark} {what} {escape(d['output'])}: {_clock(d['seconds'])}, {d['frames']} frames{said} "
             f"in {d['wall']:.1f}s ({d['speed']:.1f}× realtime)"
         )
+        for x in missed:
+            what = "recording" if x["role"] == "record" else "destination"
+            why = f": {escape(x['reason'])}" if x["reason"] else ""
+            self.console.print(f"  [yellow]{what} {escape(x['destination'])} is incomplete[/]{why}")
 
     def close(self) -> None:
         if self.progress is not None:

@@ -18,9 +18,10 @@ from ..errors import LinlyPushError
 from ..ffmpeg import find_ffmpeg
 
 def _console() -> Console:
-    # Piped into a file or grep, tables keep one row per line instead of wrapping at 80 columns.
+    # Piped into a file or grep, tables keep one row per line (a status can be long) instead of
+    # wrapping at 80 columns.
     console = Console()
-    return console if console.is_terminal else Console(width=200)
+    return console if console.is_terminal else Console(width=1000)
 
 
 presets_app = typer.Typer(help="List and inspect presets (scene settings).", no_args_is_help=True)
@@ -54,14 +55,21 @@ def presets_show(
 
 
 def backends() -> None:
-    """The TTS and avatar backends installed, whether each is ready, and the ffmpeg in use."""
-    table = Table("kind", "name", box=None)
-    table.add_column("status", no_wrap=True)  # the install hint stays whole; descriptions wrap
-    table.add_column("description")
-    table.add_column("from")
+    """The TTS and avatar backends installed, whether each can start here (each is imported and
+    tried, which takes a moment), and the ffmpeg in use."""
+    # Names and kinds stay whole; in a narrow terminal the status (install hints) and the
+    # description share what is left and wrap.
+    table = Table(box=None)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("status", overflow="fold")  # a long word is folded, never cut off
+    table.add_column("description", overflow="fold")
+    table.add_column("from", no_wrap=True)
     for kind in ("tts", "avatar"):
-        for name, info in sorted(registry.discover(kind).items()):
-            status = "[green]ready[/]" if info.ready else f"[yellow]{escape(info.status)}[/]"
+        for name, found in sorted(registry.discover(kind).items()):
+            info = registry.checked(found)
+            colour = "green" if info.ready and not info.notes else "yellow"
+            status = f"[{colour}]{escape(info.status)}[/]"
             desc = info.cls.description if info.cls is not None else ""
             table.add_row(kind, escape(name), status, escape(desc), escape(info.origin))
     console = _console()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -10,7 +11,13 @@ from .. import audio as audio_io
 from ..errors import InputError, UsageError
 from ..program import AudioFile, Input
 from ..presets import AudioSettings
-from ..script import Sentence, parse, stream
+from ..script import Sentence, parse, read_bounded, stream
+
+MAX_LINE_BYTES = 1024 * 1024
+"""The longest line of a script streamed on standard input (``live --script -``), newline not
+counted: some 19 hours of speech, and what bounds the memory a stream without newlines (/dev/zero)
+can take while it is read."""
+_READ_BYTES = 65536  # one pipe's worth at a time
 
 
 def read_script(source: str) -> str:
@@ -18,7 +25,7 @@ def read_script(source: str) -> str:
     if source == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("--script - reads the script from standard input, but nothing is piped in")
-        data = sys.stdin.buffer.read()
+        data = read_bounded(sys.stdin.buffer, "the script on standard input")
         where = "standard input"
     else:
         path = Path(source)
@@ -27,7 +34,8 @@ def read_script(source: str) -> str:
         if path.is_dir():
             raise InputError(f"script path is a folder, not a file: {path}")
         try:
-            data = path.read_bytes()
+            with path.open("rb") as file:
+                data = read_bounded(file, f"script {path}")
         except OSError as exc:
             raise InputError(f"cannot read script {path}: {exc.strerror}") from None
         where = str(path)
@@ -42,14 +50,40 @@ def read_script(source: str) -> str:
     return text
 
 
-def stdin_lines() -> Iterator[str]:
-    """Standard input as it arrives, line by line, checked as UTF-8."""
-    for number, raw in enumerate(sys.stdin.buffer, 1):
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"line {number} of standard input is not UTF-8; the broadcast was ended there") from None
-        yield line
+def stdin_lines(fd: int = 0) -> Iterator[str]:
+    """Standard input (or the pipe ``fd``) as it arrives, line by line, checked as UTF-8.
+
+    Read with os.read, not through sys.stdin: the thread reading is still waiting for a line when
+    the broadcast ends, and one waiting inside Python's buffered reader holds that reader's lock,
+    which aborts the interpreter at exit ("could not acquire lock for <_io.BufferedReader>").
+    """
+    number = 1  # of the line being read
+    line = bytearray()
+    while chunk := os.read(fd, _READ_BYTES):
+        *ends, rest = chunk.split(b"\n")
+        for end in ends:  # each completes a line
+            line += end
+            _check_length(line, number)
+            yield _decoded(line + b"\n", number)
+            number += 1
+            line = bytearray()
+        line += rest
+        _check_length(line, number)
+    if line:
+        yield _decoded(line, number)
+
+
+def _check_length(line: bytearray, number: int) -> None:
+    if len(line) > MAX_LINE_BYTES:
+        raise InputError(f"line {number} of standard input is over {MAX_LINE_BYTES // 2**20} MiB (a line is a paragraph: "
+                         "break it up); the broadcast was ended there")
+
+
+def _decoded(raw: bytearray, number: int) -> str:
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"line {number} of standard input is not UTF-8; the broadcast was ended there") from None
 
 
 def gather(script: str | None, audio: list[Path], max_chars: int, streaming: bool = False) -> Iterable[Input]:

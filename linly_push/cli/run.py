@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -16,12 +14,13 @@ from rich.console import Console
 from .. import presets as presets_mod
 from .. import rundown as rundown_mod
 from .. import urls
-from ..errors import Interrupted, OutputError, Terminated, UsageError
-from ..ffmpeg import FILE_FORMATS
-from ..pipeline import Input, Job, run
+from ..errors import Incomplete, UsageError
+from ..ffmpeg import check_file
+from ..pipeline import Input, Job, Outlet, run
 from ..schedule import parse_duration, parse_start
 from .display import JsonDisplay, RichDisplay
 from .inputs import gather, measure, read_script
+from .signals import Signals
 
 URL_ENV = "LINLY_PUSH_URL"
 
@@ -46,8 +45,10 @@ AvatarOpt = Annotated[Optional[str], typer.Option("--avatar", metavar="NAME", he
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line (events) on stdout instead of progress.")]
 RundownOpt = Annotated[
     Optional[Path],
-    typer.Option("--rundown", metavar="FILE", help="A show in TOML: [[segment]] tables of script, script_file, audio or pause, each with optional tts, avatar and voice. Played as one continuous stream. See README 'Rundowns'."),
+    # Help texts are Rich markup, where "[segment]" is a tag: "\\[" escapes the bracket.
+    typer.Option("--rundown", metavar="FILE", help="A show in TOML: [\\[segment]] tables of script, script_file, audio or pause, each with optional tts, avatar and voice. Played as one continuous stream. See README 'Rundowns'."),
 ]
+ConfineOpt = Annotated[bool, typer.Option("--confine", help="Refuse rundown paths (script_file, audio, files in backend tables) outside the rundown's folder, after resolving symlinks: for rundowns from someone else. Their backend choices are not vetted: see README 'Rundowns'.")]
 LoopOpt = Annotated[bool, typer.Option("--loop", help="Play the script, recordings or rundown over and over (a paragraph pause between rounds).")]
 DurationOpt = Annotated[
     Optional[str],
@@ -69,51 +70,31 @@ def _display(as_json: bool) -> JsonDisplay | RichDisplay:
     return JsonDisplay() if as_json else RichDisplay(Console(stderr=True, soft_wrap=True))
 
 
-class _Signals:
-    """SIGINT and SIGTERM end the run cleanly (EOF to ffmpeg, trailer written); a second one
-    stops at once."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.received: int | None = None
-
-    def __enter__(self) -> _Signals:
-        self._old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.received is None:
-            self.received = signum
-            self.stop.set()
-            return
-        raise _interrupted(signum, "stopped at once by a second signal; the output may be cut short")
-
-
-def _interrupted(signum: int | None, message: str) -> Interrupted:
-    return Terminated(message) if signum == signal.SIGTERM else Interrupted(message)
-
-
 def _execute(job: Job, as_json: bool) -> None:
     display = _display(as_json)
-    with _Signals() as signals:
-        try:
-            run(job, display, stop=signals.stop)
-        except Interrupted as exc:
-            if type(exc) is Interrupted and signals.received is not None:
-                raise _interrupted(signals.received, str(exc)) from None
-            raise
-        finally:
-            display.close()
+    try:
+        with Signals.on_air() as stop:
+            summary = run(job, display, stop=stop)
+    finally:
+        display.close()
+    if summary.incomplete:
+        raise Incomplete("the show went out, but " + "; ".join(map(_missed, summary.incomplete)))
+
+
+def _missed(d: Outlet) -> str:
+    at = int(d.down_at or 0)
+    when = f" at {at // 60:02d}:{at % 60:02d}" if d.down_at is not None else ""
+    why = f": {d.reason}" if d.reason else ""
+    if d.role == "record":
+        return f"recording {d.shown} is incomplete (it failed{when}{why})"
+    return f"{d.shown} did not get all of it (down{when}{why})"
 
 
 def render(
     script: ScriptOpt = None,
     audio: AudioOpt = None,
     rundown: RundownOpt = None,
+    confine: ConfineOpt = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="File to write (replaced if it exists); the container follows the extension: .mp4, .mov, .mkv, .flv, .ts. A folder gets the default name inside it. Default: the script's (or first recording's) name with .mp4, in the current folder; linly-push.mp4 for standard input.")] = None,
     preset: PresetOpt = presets_mod.DEFAULT_PRESET,
     sets: SetOpt = None,
@@ -138,12 +119,12 @@ def render(
         raise UsageError("render --loop needs --duration (a file cannot be endless), e.g. --duration 10m")
     length = parse_duration(duration) if duration is not None else None
     p = _preset(preset, sets, tts, avatar)
-    title, inputs = _inputs(p, script, audio, rundown, streaming=False)
+    title, inputs = _inputs(p, script, audio, rundown, streaming=False, confine=confine)
     default = _default_output(rundown.name if rundown else script, audio or [])
     target = output or default
     if target.is_dir():
         target = target / default
-    _check_file(target, "write")
+    check_file(target, "write")
     _execute(Job(p, inputs, [str(target)], live=False, loop=loop, duration=length, title=title), as_json)
 
 
@@ -151,6 +132,7 @@ def live(
     script: ScriptOpt = None,
     audio: AudioOpt = None,
     rundown: RundownOpt = None,
+    confine: ConfineOpt = False,
     url: Annotated[Optional[list[str]], typer.Option("--url", "-u", metavar="URL", help=f"Where to push: rtmp://, rtmps:// or srt://. Repeat to push to several at once (one that fails is retried without stopping the others). Write the key as ${{VAR}} (single quotes) to keep it out of shell history. Default: ${URL_ENV}, then the preset's live.url.")] = None,
     record: Annotated[Optional[Path], typer.Option("--record", "-r", metavar="FILE", help="Also record what goes on air (.mkv or .flv survive a crash best; .mp4 works). After a reconnect, recording goes on in FILE-2, FILE-3, ...")] = None,
     preset: PresetOpt = presets_mod.DEFAULT_PRESET,
@@ -188,44 +170,38 @@ def live(
     raw = url or [u for u in (os.environ.get(URL_ENV) or p.live.url,) if u]
     if not raw:
         raise UsageError(f"no destination: give --url, set {URL_ENV}, or use a preset with a live.url (e.g. --preset local-test)")
-    secrets = [v for r in raw for v in urls.env_values(r)]
-    with urls.redacting(secrets):
-        targets = [urls.expand(r) for r in raw]
+    targets = [urls.target(r) for r in raw]
+    scrub = urls.Redactor(targets)
+    with urls.redacting(scrub):
         for target in targets:
-            secrets += urls.secrets_of(target)
-            if urls.kind(target) == "file":
-                raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target!r}; use --record FILE to keep a copy")
+            if urls.kind(target.url) == "file":
+                raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target.url!r}; use --record FILE to keep a copy")
         if record is not None:
-            _check_file(record, "record to")
-        title, inputs = _inputs(p, script, audio, rundown, streaming=True)
+            check_file(record, "record to")
+        title, inputs = _inputs(p, script, audio, rundown, streaming=True, confine=confine)
         job = Job(
-            p, inputs, targets, live=True, record=str(record) if record else None, secrets=secrets,
+            p, inputs, [t.url for t in targets], live=True, record=str(record) if record else None, redactor=scrub,
             loop=loop, duration=length, start_at=start, warmup=warmup, title=title,
         )
         _execute(job, as_json)
 
 
 def _inputs(
-    p: presets_mod.Preset, script: str | None, audio: list[Path] | None, rundown: Path | None, streaming: bool
+    p: presets_mod.Preset, script: str | None, audio: list[Path] | None, rundown: Path | None, streaming: bool,
+    confine: bool = False,
 ) -> tuple[str, Iterable[Input]]:
     """The show's title (a rundown's) and its program, read, checked and measured."""
     title, program = "", None
     if rundown is not None:
         if script is not None or audio:
             raise UsageError("give one of --script, --audio or --rundown")
-        show = rundown_mod.load(rundown, p, lambda path: read_script(str(path)))
+        show = rundown_mod.load(rundown, p, lambda path: read_script(str(path)), confine=confine)
         title, program = show.title, show.program
+    elif confine:
+        raise UsageError("--confine is about the paths in a rundown; give --rundown FILE")
     else:
         program = gather(script, audio or [], p.speech.max_sentence_chars, streaming=streaming)
     return title, measure(program, p.audio)
-
-
-def _check_file(path: Path, verb: str) -> None:
-    """A file output ffmpeg can write: a container it knows, in a folder that exists."""
-    if path.suffix.lower() not in FILE_FORMATS:
-        raise UsageError(f"cannot tell the container from {path.name!r}; use one of {', '.join(FILE_FORMATS)}")
-    if not path.parent.is_dir():
-        raise OutputError(f"cannot {verb} {path}: folder {path.parent} does not exist")
 
 
 def _default_output(script: str | None, audio: list[Path]) -> Path:
