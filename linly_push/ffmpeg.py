@@ -216,6 +216,8 @@ def check_encoder(ffmpeg: str, video: VideoSettings, audio: AudioSettings) -> No
     reason = reason or f"it exited with code {code}"
     quoted = ("'{}'", '"{}"', " {}.", "{}/", "/{}.")
     named = [k for k, v in _settings(video, audio) if any(q.format(v) in reason for q in quoted)]
+    # Two settings may share a value ("fast"): the one whose name the message uses is meant.
+    named = [k for k in named if k.split(".")[1].split("_")[-1] in reason] or named
     which = f" (check {', '.join(named)})" if named else " (check the preset's [video] and [audio] settings)"
     raise UsageError(f"ffmpeg cannot encode with these settings: {reason}{which}")
 

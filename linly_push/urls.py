@@ -123,7 +123,8 @@ def mask(url: str) -> str:
     path = u.path
     if key:
         path = path[: path.rstrip("/").rfind("/") + 1] + MASK + ("/" if path.endswith("/") else "")
-    return urlunsplit((u.scheme, netloc, path, MASK if query else "", MASK if u.fragment else ""))
+    shown = urlunsplit((u.scheme, netloc, path, MASK if query else "", MASK if u.fragment else ""))
+    return shown if "://" in shown else f"{u.scheme}://{shown.partition(':')[2]}"  # "rtmp://" stays so
 
 
 def secrets_of(url: str) -> list[str]:
