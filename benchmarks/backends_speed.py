@@ -34,7 +34,7 @@ from linly_push.audio import remix, speech_segment
 from linly_push.backends import registry
 from linly_push.backends.base import Avatar, TTSBackend
 from linly_push.captions import Captioner
-from linly_push.clock import FrameContext, Ticker
+from linly_push.timeline import FrameContext, Ticker
 from linly_push.ffmpeg import find_ffmpeg
 from linly_push.media import AudioFormat, Segment, Speech, VideoFormat, silence
 from linly_push.presets import CaptionSettings

@@ -82,8 +82,9 @@ def measure_file(info: AudioInfo, fmt: AudioFormat) -> Measurement:
 
 def measured(info: AudioInfo, settings: AudioSettings) -> AudioInfo:
     """``info`` with the file measured as it will be played under ``settings``, when those ask
-    for loudness normalisation; else as it is. Reads the whole file (seconds for an hour)."""
-    if Target.from_settings(settings) is None:
+    for loudness normalisation; else as it is. Reads the whole file (seconds for an hour), once:
+    a file already measured is returned as it is."""
+    if Target.from_settings(settings) is None or info.measured is not None:
         return info
     fmt = AudioFormat(settings.sample_rate, settings.channels)
     return dataclasses.replace(info, measured=measure_file(info, fmt))

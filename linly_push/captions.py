@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .clock import FrameContext
+from .timeline import FrameContext
 from .errors import UsageError
 from .media import Mark, Segment, VideoFormat
 from .presets import CaptionSettings
 from .script import is_cjk
-from .video import rgb_to_yuv_planes
+from .video import even, planes, rgb_to_yuv_planes
 
 MAX_LINES = 2  # per page, as broadcast subtitles have; longer sentences turn pages
 WIDTH = 0.9  # of the frame, for the box
@@ -208,11 +208,10 @@ class _Overlay:
     add_v: np.ndarray
 
     def blend(self, buf: np.ndarray, video: VideoFormat) -> None:
-        w, h = video.width, video.height
-        n = w * h
-        _blend(buf[:n].reshape(h, w), self.x, self.y, self.keep_y, self.add_y)
-        _blend(buf[n : n + n // 4].reshape(h // 2, w // 2), self.x // 2, self.y // 2, self.keep_c, self.add_u)
-        _blend(buf[n + n // 4 :].reshape(h // 2, w // 2), self.x // 2, self.y // 2, self.keep_c, self.add_v)
+        y, u, v = planes(buf, video.width, video.height)
+        _blend(y, self.x, self.y, self.keep_y, self.add_y)
+        _blend(u, self.x // 2, self.y // 2, self.keep_c, self.add_u)
+        _blend(v, self.x // 2, self.y // 2, self.keep_c, self.add_v)
 
 
 def _blend(plane: np.ndarray, x: int, y: int, keep: np.ndarray, add: np.ndarray) -> None:
@@ -223,10 +222,6 @@ def _blend(plane: np.ndarray, x: int, y: int, keep: np.ndarray, add: np.ndarray)
     mixed += add
     mixed >>= 8
     region[...] = mixed
-
-
-def _even(v: float) -> int:
-    return int(v) // 2 * 2
 
 
 class Captioner:
@@ -324,10 +319,10 @@ class Captioner:
         spans = self._layout(text)[page * MAX_LINES : (page + 1) * MAX_LINES]
         widths = [self.font.getlength(text[a:b]) for a, b in spans]
         # Even sizes and corners: each 2x2 chroma block is wholly inside the box or outside it.
-        w = min(v.width // 2 * 2, _even(math.ceil(max(widths) + 2 * self._pad_x) + 1))
-        h = min(v.height // 2 * 2, _even(len(spans) * self._line + 2 * self._pad_y + 1))
-        x = _even((v.width - w) / 2)
-        y = max(0, _even(v.height - MARGIN * v.height - h))
+        w = min(even(v.width), even(math.ceil(max(widths) + 2 * self._pad_x) + 1))
+        h = min(even(v.height), even(len(spans) * self._line + 2 * self._pad_y + 1))
+        x = even((v.width - w) / 2)
+        y = max(0, even(v.height - MARGIN * v.height - h))
         mask = Image.new("L", (w, h), 0)
         draw = ImageDraw.Draw(mask)
         for i, ((a, b), lw) in enumerate(zip(spans, widths)):

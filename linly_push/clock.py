@@ -1,222 +1,37 @@
-"""The audio-master clock.
+"""The on-air clock: what goes out, and when.
 
-Audio leads: after ``s`` samples at rate ``r`` the stream holds exactly ``floor(s * fps / r)``
-frames, computed from the cumulative sample count so rounding never accumulates. Frame ``n``
-has PTS ``n / fps`` and is emitted once the audio has reached the end of its interval, so
-whatever an avatar looks at around a frame's instant is already known when it draws.
+Producers run ahead in their own threads (``producers``): TTS turns the program into segments,
+the ``Drawer`` draws the frames it is asked for. The clock, in the consumer's thread, places the
+segments on the stream's timeline, asks for each frame once its audio is placed, and hands out
+ticks (a frame and the audio that plays under it) — live, in real time from the audio clock
+(``Pacer``); to a file, as fast as ffmpeg takes them. It alone decides:
 
-The schedule functions are pure integer arithmetic; ``Timeline`` keeps recent audio for the
-avatars to look at; ``Pacer`` releases media in real time for live output.
+- idle filler: live, when the program has nothing ready, a frame of silence at a time, kept
+  ``low_water`` ahead of what is on air, so new speech goes out soon after it arrives;
+- repeats: live, a frame not drawn by one frame after its time is shown as the one before
+  (audio is never cut or stretched), and the drawer skips drawing it;
+- history: what was placed in the last ``history`` seconds, to resume after a reconnect;
+- splices: ``splice`` drops everything not yet handed out and plays other segments from the
+  next frame on, the timestamps continuous.
+
+Frame numbers and sample counts are this connection's: a reconnect (``restart``) starts both
+again at 0, as the new ffmpeg does.
 """
 
 from __future__ import annotations
 
+import queue
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
-import numpy as np
+from .media import AudioFormat, Kind, Segment, VideoFormat, silence
+from .producers import END, WAIT, Ahead, Drawer, Drawn, Frame, Request
+from .reconnect import resume_point
+from .timeline import FrameContext, Placed, Tick, Timeline, frame_start, frames_after
 
-from .media import AudioFormat, Mark, Segment, VideoFormat, silence
-
-
-def frames_after(samples: int, fps: int, rate: int) -> int:
-    """How many frames the stream has once ``samples`` samples of audio have been produced."""
-    return samples * fps // rate
-
-
-def frame_start(n: int, fps: int, rate: int) -> int:
-    """The first sample at or after frame ``n``'s instant: ceil(n * rate / fps). Frame n is
-    emitted once the audio reaches frame_start(n + 1)."""
-    return -(-n * rate // fps)
-
-
-def nearest_frame(sample: int, fps: int, rate: int) -> int:
-    """The frame whose instant n/fps is nearest to ``sample`` (ties go to the later frame)."""
-    return (2 * sample * fps + rate) // (2 * rate)
-
-
-def frame_window(n: int, fps: int, rate: int) -> tuple[int, int]:
-    """The samples nearer to frame ``n``'s instant than to any other frame's: [start, end)."""
-    return -(-(2 * n - 1) * rate // (2 * fps)), -(-(2 * n + 1) * rate // (2 * fps))
-
-
-@dataclass(frozen=True)
-class Placed:
-    """A segment placed on the stream: its first sample in stream samples."""
-
-    start: int
-    segment: Segment
-    mono: np.ndarray = field(repr=False)  # float32 mono copy, for looking at loudness
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.segment)
-
-
-class Timeline:
-    """The stream so far, segment after segment on the audio clock.
-
-    Keeps segments until ``trim`` says they are far enough behind the frames still to be drawn,
-    so avatars can look back (onsets, loudness).
-    """
-
-    def __init__(self, audio: AudioFormat, keep_seconds: float = 2.0) -> None:
-        self.format = audio
-        self.samples = 0
-        self._keep = int(keep_seconds * audio.sample_rate)
-        self._recent: deque[Placed] = deque()
-
-    def append(self, segment: Segment) -> Placed:
-        mono = segment.audio.astype(np.float32).mean(axis=1) / 32768.0
-        placed = Placed(self.samples, segment, mono)
-        self._recent.append(placed)
-        self.samples += len(segment)
-        return placed
-
-    def trim(self, drawn_up_to: int) -> None:
-        """Forget segments that end more than the look-back before ``drawn_up_to``."""
-        while len(self._recent) > 1 and self._recent[0].end < drawn_up_to - self._keep:
-            self._recent.popleft()
-
-    def audio(self, start: int, end: int) -> np.ndarray:
-        """Mono float32 samples [start, end) of the stream; zeros where nothing is (or kept)."""
-        out = np.zeros(max(0, end - start), dtype=np.float32)
-        for p in self._recent:
-            lo, hi = max(start, p.start), min(end, p.end)
-            if lo < hi:
-                out[lo - start : hi - start] = p.mono[lo - p.start : hi - p.start]
-        return out
-
-    def segment_at(self, sample: int) -> Placed | None:
-        for p in reversed(self._recent):
-            if p.start <= sample < p.end:
-                return p
-        return None
-
-    def marks(self, which: str, start: int, end: int) -> list[tuple[Mark, Placed]]:
-        """Phoneme or word marks (``which`` is "phonemes" or "words") overlapping [start, end),
-        moved to stream samples, each with the segment it belongs to."""
-        found = []
-        for p in self._recent:
-            if p.end <= start or p.start >= end:
-                continue
-            for m in getattr(p.segment, which):
-                if p.start + m.end > start and p.start + m.start < end:
-                    found.append((Mark(m.label, p.start + m.start, p.start + m.end), p))
-        return found
-
-
-@dataclass(frozen=True)
-class FrameContext:
-    """What an avatar may look at to draw frame ``index``: its instant, and the audio around it."""
-
-    index: int
-    video: VideoFormat
-    timeline: Timeline
-
-    @property
-    def rate(self) -> int:
-        return self.timeline.format.sample_rate
-
-    @property
-    def time(self) -> float:
-        """The frame's presentation time in seconds."""
-        return self.index / self.video.fps
-
-    @property
-    def position(self) -> int:
-        """The first sample at or after the frame's instant."""
-        return frame_start(self.index, self.video.fps, self.rate)
-
-    def window(self) -> tuple[int, int]:
-        """The samples this frame stands for on screen: half a frame either side of its instant."""
-        return frame_window(self.index, self.video.fps, self.rate)
-
-    def audio(self, start: int | None = None, end: int | None = None) -> np.ndarray:
-        """Mono float32 stream audio [start, end), the frame's window by default."""
-        lo, hi = self.window()
-        return self.timeline.audio(lo if start is None else start, hi if end is None else end)
-
-    def phonemes(self, start: int | None = None, end: int | None = None) -> list[tuple[Mark, Placed]]:
-        lo, hi = self.window()
-        return self.timeline.marks("phonemes", lo if start is None else start, hi if end is None else end)
-
-    def words(self, start: int | None = None, end: int | None = None) -> list[tuple[Mark, Placed]]:
-        lo, hi = self.window()
-        return self.timeline.marks("words", lo if start is None else start, hi if end is None else end)
-
-    @property
-    def placed(self) -> Placed | None:
-        """The segment playing at the frame's instant."""
-        return self.timeline.segment_at(self.position)
-
-    @property
-    def text(self) -> str | None:
-        p = self.placed
-        return p.segment.text if p else None
-
-
-@dataclass
-class Tick:
-    """One frame of video and the audio that plays during it: samples [frame_start(n), frame_start(n+1))."""
-
-    index: int
-    frame: bytes | bytearray | memoryview | np.ndarray
-    audio: np.ndarray  # int16, (k, channels)
-    starts: list[Placed] = field(default_factory=list)  # segments whose first sample is in this tick
-
-
-class Ticker:
-    """Turns segments into ticks: places them on the timeline and has the avatar draw each frame
-    as soon as the audio has covered it."""
-
-    def __init__(self, video: VideoFormat, audio: AudioFormat, draw: Callable[[FrameContext], object]) -> None:
-        self.video = video
-        self.audio_format = audio
-        self.timeline = Timeline(audio)
-        self.frames = 0  # frames emitted so far
-        self._draw = draw
-        self._pending: list[np.ndarray] = []  # audio not yet handed out in a tick
-        self._pending_starts: list[Placed] = []
-
-    @property
-    def samples(self) -> int:
-        return self.timeline.samples
-
-    def feed(self, segment: Segment) -> Iterator[Tick]:
-        if len(segment) == 0:
-            return
-        placed = self.timeline.append(segment)
-        self._pending.append(segment.audio)
-        self._pending_starts.append(placed)
-        yield from self._emit()
-
-    def finish(self) -> Iterator[Tick]:
-        """Pad with silence to the next frame boundary so audio and video end together."""
-        fps, rate = self.video.fps, self.audio_format.sample_rate
-        short = frame_start(self.frames + 1, fps, rate) - self.samples
-        if self.samples > frame_start(self.frames, fps, rate) and short > 0:
-            yield from self.feed(Segment(silence(short, self.audio_format), "pause"))
-
-    def _emit(self) -> Iterator[Tick]:
-        fps, rate = self.video.fps, self.audio_format.sample_rate
-        due = frames_after(self.samples, fps, rate)
-        if due == self.frames:
-            return
-        buf = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
-        base = frame_start(self.frames, fps, rate)  # stream sample of buf[0]
-        for n in range(self.frames, due):
-            a, b = frame_start(n, fps, rate), frame_start(n + 1, fps, rate)
-            starts = [p for p in self._pending_starts if a <= p.start < b]
-            frame = self._draw(FrameContext(n, self.video, self.timeline))
-            yield Tick(n, frame, buf[a - base : b - base], starts)
-        self.frames = due
-        self.timeline.trim(frame_start(due, fps, rate))
-        cut = frame_start(due, fps, rate) - base
-        self._pending = [buf[cut:]] if cut < len(buf) else []
-        self._pending_starts = [p for p in self._pending_starts if p.start >= frame_start(due, fps, rate)]
+LOOK_BACK = 2.0  # seconds of placed audio a frame's context shows before it
 
 
 class Pacer:
@@ -234,23 +49,248 @@ class Pacer:
         self._sleep = sleep
         self._t0: float | None = None
 
+    def due(self, n: int) -> float:
+        """When frame ``n`` is due (the clock's seconds); the first frame asked about is due now."""
+        if self._t0 is None:
+            self._t0 = self._clock() - n / self.fps
+        return self._t0 + n / self.fps
+
     def wait(self, n: int) -> float:
         """Block until frame ``n`` is due; returns how late it is (seconds, 0 if on time)."""
-        now = self._clock()
-        if self._t0 is None:
-            self._t0 = now - n / self.fps
-        due = self._t0 + n / self.fps
+        due, now = self.due(n), self._clock()
         if due > now:
             self._sleep(due - now)
             return 0.0
         return now - due
 
-    def lateness(self, n: int) -> float:
-        """How far past its due time frame ``n`` is now (negative: early; 0 before the start)."""
-        if self._t0 is None:
-            return 0.0
-        return self._clock() - (self._t0 + n / self.fps)
+    @property
+    def started(self) -> bool:
+        return self._t0 is not None
+
+
+@dataclass(frozen=True)
+class _Splice:
+    segments: tuple[Segment, ...]
+
+
+class Clock:
+    """Places ``source``'s segments and hands out ticks drawn by ``drawer`` (see the module).
+
+    ``live``: paced, idling and repeating; else every frame is drawn and handed out as soon as
+    it is. ``ahead``: seconds placed and asked for ahead of what is handed out.
+    """
+
+    def __init__(
+        self,
+        video: VideoFormat,
+        audio: AudioFormat,
+        source: Ahead[Segment],
+        drawer: Drawer,
+        *,
+        live: bool,
+        ahead: float,
+        low_water: float = 0.3,
+        history: float = 30.0,
+        pacer: Callable[[int], Pacer] = Pacer,
+    ) -> None:
+        self.video, self.audio = video, audio
+        self.source, self.drawer, self.live = source, drawer, live
+        self._make_pacer = pacer
+        self._ahead = max(1, round(ahead * video.fps))
+        self._low = max(1, round(low_water * video.fps))
+        self._history = history
+        self._look_back = round(LOOK_BACK * audio.sample_rate)
+        self._commands: queue.SimpleQueue[_Splice] = queue.SimpleQueue()
+        self.repeated = 0  # frames shown again, over the whole broadcast
+        self.ended = False  # everything is placed: the source had no more, and nothing is to replay
+        self._exhausted = False  # the source had no more
+        self._replay: deque[Segment] = deque()  # placed before anything more from the source
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh timeline from frame 0 (a new connection)."""
+        self.timeline = Timeline(self.audio, keep_seconds=max(self._history, LOOK_BACK))
+        self.aired = 0  # frames handed out on this connection
+        self._requested = 0  # frames asked of the drawer
+        self._epoch = getattr(self, "_epoch", 0) + 1
+        self._ready: dict[int, Frame | None] = {}
+        self._last: Frame | None = None
+        self._starts: deque[Placed] = deque()  # placed, not yet announced in a tick
+        self._idled = 0  # samples of idle filler since the program last gave something
+        self.pacer = self._make_pacer(self.video.fps) if self.live else None
+        self.drawer.drop_requests()
+
+    # -- what others ask ----------------------------------------------------------------------
+
+    def splice(self, segments: Sequence[Segment]) -> None:
+        """Drop everything placed and not yet handed out, and play ``segments`` from the next
+        frame boundary on, then the source again. Safe from any thread."""
+        self._commands.put(_Splice(tuple(segments)))
+
+    def restart(self, cut: int) -> list[Segment]:
+        """After a lost connection: start again at frame 0, first with what was placed from
+        sample ``cut`` on (speech from the start of its sentence, a recording from its last
+        pause; see ``reconnect.resume_point``). Returns what will be sent again."""
+        placed = list(self.timeline.placed)
+        replay = resume_point(placed, cut, self.audio.sample_rate) + list(self._replay)
+        self._reset()
+        self._replay = deque(replay)
+        self.ended = False
+        return replay
 
     @property
-    def elapsed(self) -> float:
-        return 0.0 if self._t0 is None else self._clock() - self._t0
+    def placed_frames(self) -> int:
+        return frames_after(self.timeline.samples, self.video.fps, self.audio.sample_rate)
+
+    @property
+    def buffered(self) -> float:
+        """Seconds of frames drawn and not yet handed out."""
+        return sum(1 for n in self._ready if n >= self.aired) / self.video.fps
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def ticks(self) -> Iterator[Tick]:
+        """This connection's ticks, from frame ``aired`` on, until the source ends."""
+        fps, rate = self.video.fps, self.audio.sample_rate
+        while True:
+            self._apply_commands()
+            self._place()
+            self._ask()
+            n = self.aired
+            if n >= self.placed_frames:
+                if self.ended:
+                    return
+                continue  # render waiting on TTS (``_place`` blocked); live always has idle
+            frame = self._frame(n)
+            a, b = frame_start(n, fps, rate), frame_start(n + 1, fps, rate)
+            starts = []
+            while self._starts and self._starts[0].start < b:
+                starts.append(self._starts.popleft())
+            tick = Tick(n, frame, self.timeline.pcm(a, b), starts)
+            self.aired = n + 1
+            self.timeline.trim(b)
+            yield tick
+
+    def _apply_commands(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            at = frame_start(self.aired, self.video.fps, self.audio.sample_rate)
+            self.timeline.truncate(at)
+            while self._starts and self._starts[-1].start >= at:
+                self._starts.pop()
+            self._epoch += 1
+            self.drawer.drop_requests()
+            self._ready.clear()
+            self._requested = self.aired
+            self._replay = deque(command.segments)
+            self._idled = 0
+            self.ended = False
+
+    def _place(self) -> None:
+        """Place segments until ``ahead`` frames past what is on air are covered: replayed ones
+        first, then the source's. Live never waits for the source (idle filler instead); a
+        render waits when nothing is left to hand out."""
+        target = self.aired + self._ahead
+        while not self.ended and self.placed_frames < target:
+            if self._replay:
+                self._add(self._replay.popleft())
+                continue
+            if self._exhausted:
+                self._finish()
+                return
+            starving = self.placed_frames - self.aired < self._low
+            block = not self.live and self.placed_frames <= self.aired
+            item = self.source.get(timeout=None if block else 0)
+            if item is END:
+                self._exhausted = True
+                self._finish()
+                return
+            if item is WAIT:
+                if self.live and starving:
+                    self._idle()
+                    continue
+                return
+            self._program(item)  # type: ignore[arg-type]
+
+    def _program(self, seg: Segment) -> None:
+        if seg.kind == Kind.PAUSE and self._idled:
+            # Idle silence already stood in for (part of) this pause, which may come in pieces:
+            # new speech does not wait twice.
+            cut = min(self._idled, len(seg))
+            self._idled -= cut
+            seg = Segment(seg.audio[cut:], Kind.PAUSE, avatar=seg.avatar)
+        elif seg.kind != Kind.PAUSE:
+            self._idled = 0
+        self._add(seg)
+
+    def _idle(self) -> None:
+        """Silence up to the next frame boundary: the shortest filler that keeps the clock going."""
+        fps, rate = self.video.fps, self.audio.sample_rate
+        samples = frame_start(self.placed_frames + 1, fps, rate) - self.timeline.samples
+        self._idled += samples
+        self._add(Segment(silence(samples, self.audio), Kind.IDLE))
+
+    def _finish(self) -> None:
+        """Pad with silence to the next frame boundary so audio and video end together."""
+        fps, rate = self.video.fps, self.audio.sample_rate
+        short = frame_start(self.placed_frames + 1, fps, rate) - self.timeline.samples
+        if self.timeline.samples > frame_start(self.placed_frames, fps, rate) and short > 0:
+            self._add(Segment(silence(short, self.audio), Kind.PAUSE))
+        self.ended = True
+
+    def _add(self, seg: Segment) -> None:
+        if len(seg):
+            self._starts.append(self.timeline.append(seg))
+
+    def _ask(self) -> None:
+        """Ask the drawer for each frame whose audio is placed, up to ``ahead``."""
+        fps, rate = self.video.fps, self.audio.sample_rate
+        last = min(self.placed_frames, self.aired + self._ahead)
+        for n in range(self._requested, last):
+            a, b = frame_start(n, fps, rate), frame_start(n + 1, fps, rate)
+            view = self.timeline.view(a - self._look_back, b + self._look_back)
+            placed = view.segment_at(frame_start(n, fps, rate))
+            # Live, a frame not drawn by one frame after its time is not drawn at all.
+            deadline = self.pacer.due(n) + 1 / fps if self.pacer is not None and self.pacer.started else None
+            avatar = placed.segment.avatar if placed is not None else None
+            self.drawer.request(Request(self._epoch, FrameContext(n, self.video, view), avatar, deadline))
+        self._requested = max(self._requested, last)
+
+    def _frame(self, n: int) -> Frame:
+        """Frame ``n`` as drawn; live, the one before when it is not drawn in time."""
+        pacer = self.pacer
+        latest = pacer.due(n) + 1 / self.video.fps if pacer is not None else None
+        while n not in self._ready:
+            # The first frame of a connection is always drawn: there is nothing to repeat.
+            if latest is None or self._last is None:
+                self._receive(None)
+                continue
+            left = latest - time.monotonic()
+            if left <= 0 or not self._receive(left):
+                break
+        frame = self._ready.pop(n, None)
+        for old in [k for k in self._ready if k < n]:
+            del self._ready[old]
+        if frame is None:
+            frame = self._last
+            self.repeated += 1
+        self._last = frame
+        if pacer is not None:
+            pacer.wait(n)
+        assert frame is not None
+        return frame
+
+    def _receive(self, timeout: float | None) -> bool:
+        """Take one drawn frame from the drawer; False if none came within ``timeout``."""
+        try:
+            drawn: Drawn = self.drawer.results.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        if drawn.error is not None:
+            raise drawn.error
+        if drawn.epoch == self._epoch and drawn.index >= self.aired:
+            self._ready[drawn.index] = drawn.frame
+        return True

@@ -6,7 +6,9 @@ frame numbers; seconds appear only at the edges (reports, presets).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Hashable
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Literal
 
 import numpy as np
@@ -61,7 +63,16 @@ class Speech:
         return len(self.samples) / self.sample_rate
 
 
-SegmentKind = Literal["speech", "pause", "audio", "idle"]  # idle: filler while live waits for more
+class Kind(str, Enum):
+    """What a segment of the stream is. A str, so ``Kind.SPEECH == "speech"``."""
+
+    SPEECH = "speech"  # a sentence from TTS
+    PAUSE = "pause"  # silence the program asks for (between sentences, a rundown's pause)
+    AUDIO = "audio"  # a block of a recording
+    IDLE = "idle"  # filler while live waits for more: not part of the program, never replayed
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -72,17 +83,26 @@ class Segment:
     """
 
     audio: np.ndarray  # int16, shape (n, channels)
-    kind: SegmentKind
+    kind: Kind
     text: str | None = None  # the sentence being spoken, for speech
     sentence: int | None = None  # 1-based sentence number in the script, for speech
     phonemes: list[Mark] = field(default_factory=list)
     words: list[Mark] = field(default_factory=list)
     alphabet: Alphabet = "espeak"
     source: str | None = None  # file name, for audio segments
-    avatar: str | None = None  # which of the job's avatars draws it (a rundown's cast); None: the preset's
+    avatar: Hashable | None = None  # the key of the job's avatar that draws it (a rundown's cast); None: the one on screen
+
+    def __post_init__(self) -> None:
+        self.kind = Kind(self.kind)
 
     def __len__(self) -> int:
         return int(self.audio.shape[0])
+
+    def head(self, samples: int) -> Segment:
+        """Its first ``samples`` samples, with the marks that start in them."""
+        keep = [m for m in self.phonemes if m.start < samples]
+        words = [m for m in self.words if m.start < samples]
+        return replace(self, audio=self.audio[:samples], phonemes=keep, words=words)
 
 
 def silence(samples: int, fmt: AudioFormat) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,6 +149,28 @@ class BackendChoice(BaseModel):
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @property
+    def key(self) -> ChoiceKey:
+        """The same for equal choices (backend and options): a job starts one backend per key."""
+        return ChoiceKey(self.backend, _frozen(self.options))
+
+
+@dataclass(frozen=True)
+class ChoiceKey:
+    """A backend choice as a dictionary key (see ``BackendChoice.key``)."""
+
+    backend: str
+    options: tuple[tuple[str, Any], ...]
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with its dicts and lists made into sorted tuples: hashable, order-blind for dicts."""
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 class Preset(_Table):

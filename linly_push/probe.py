@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from . import urls
-from .backends.testcard import ONSET_GAP_SECONDS
 from .errors import InputError, LinlyPushError, OutputError, UsageError
 from .ffmpeg import find_ffmpeg, hint, last_error
+from .onsets import ONSET_GAP_SECONDS
 from .presets import Preset, VideoSettings
 from .sync import SyncReport, measure
 

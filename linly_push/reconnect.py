@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .clock import Placed
+from .timeline import Placed
 from .media import Segment
 from .presets import ReconnectSettings
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,8 @@ from .backends import registry
 from .backends.base import trusted
 from .errors import InputError, UsageError
 from .presets import BackendChoice, Preset, describe
-from .program import AudioFile, Cast, Input, Rest
-from .script import MAX_SCRIPT_BYTES, Sentence, over_limit, parse, read_bounded
+from .program import AudioFile, Cast, Input, Rest, Show
+from .script import MAX_SCRIPT_BYTES, Sentence, over_limit, parse, read_bounded, read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,17 +65,10 @@ class _Rundown(BaseModel):
     segment: list[_Segment] = Field(min_length=1)
 
 
-@dataclass(frozen=True)
-class Show:
-    title: str
-    program: list[Input]
-
-
-def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str], confine: bool = False) -> Show:
+def load(path: str | Path, preset: Preset, confine: bool = False) -> Show:
     """The show a rundown file describes, every file in it read (scripts) or probed (audio) and
     every backend choice checked.
 
-    ``read_script`` reads and checks one script file (the CLI's, so errors read the same).
     With ``confine``, a path that leads out of the rundown's folder (``..``, an absolute path, a
     symlink pointing elsewhere) is a UsageError, raised before that file is opened: for rundowns
     written by someone else.
@@ -114,7 +105,7 @@ def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str], c
             if seg.script is not None:
                 text = seg.script
             else:
-                text = read_script(_path(base, "script_file", seg.script_file, where, root))
+                text = read_text(_path(base, "script_file", seg.script_file, where, root))
             text_bytes += len(text.encode("utf-8"))
             if text_bytes > MAX_SCRIPT_BYTES:
                 raise InputError(over_limit(f"rundown {path}, with its scripts up to segment {number},"))
@@ -122,7 +113,7 @@ def load(path: str | Path, preset: Preset, read_script: Callable[[Path], str], c
             if not any(isinstance(i, Sentence) for i in items):
                 raise InputError(f"{where} has nothing to say")
             program.extend(items)
-    return Show(rundown.title, program)
+    return Show(program, rundown.title)
 
 
 def _path(base: Path, key: str, value: str | None, where: str, root: Path | None) -> Path:

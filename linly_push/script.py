@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from .errors import InputError
@@ -48,6 +49,34 @@ _WORD_LOOKBACK = 32  # characters: the longest abbreviation and any openers befo
 def over_limit(what: str) -> str:
     """The error message for text past MAX_SCRIPT_BYTES; ``what`` names it ("script talk.txt")."""
     return f"{what} is over {MAX_SCRIPT_BYTES // 2**20} MiB (some 300 hours of speech), more than one show may hold"
+
+
+def read_text(path: str | Path) -> str:
+    """A script file's text: UTF-8 (a BOM is fine), not empty, at most MAX_SCRIPT_BYTES."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"script not found: {path}")
+    if path.is_dir():
+        raise InputError(f"script path is a folder, not a file: {path}")
+    try:
+        with path.open("rb") as file:
+            data = read_bounded(file, f"script {path}")
+    except OSError as exc:
+        raise InputError(f"cannot read script {path}: {exc.strerror}") from None
+    return decode(data, str(path))
+
+
+def decode(data: bytes, where: str) -> str:
+    """Script bytes as text: UTF-8 (a BOM is fine) and not empty; ``where`` names them in errors."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"script {where} is not UTF-8 (bad byte at position {exc.start}); save it as UTF-8 and try again"
+        ) from None
+    if not text.strip():
+        raise InputError(f"script {where} is empty")
+    return text
 
 
 def read_bounded(source: BinaryIO, what: str) -> bytes:

@@ -1,5 +1,5 @@
-"""Lip sync of a recording of the ``testcard`` avatar: how far each sound onset is from its white
-flash, on the file's own timeline.
+"""Lip sync of a recording of the ``testcard`` avatar: how far each sound onset (``onsets``) is
+from its white flash, on the file's own timeline.
 
 Two ffmpeg runs decode the streams with ``-copyts`` (so times are the container's, not shifted
 to start at zero), log each frame's PTS with showinfo/ashowinfo and pipe out a 64x36 grey copy
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends.testcard import onsets
 from .errors import InputError
 from .ffmpeg import find_ffmpeg
+from .onsets import onsets
 
 FLASH_LUMA = 200  # mean grey level of a flash (white decodes to 255 here); the card itself averages ~70
 _SIZE = (64, 36)

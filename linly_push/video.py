@@ -6,11 +6,29 @@ convert what they pre-render once and cache it.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 
 # BT.709 limited-range coefficients (the output is tagged bt709/tv in the ffmpeg argv).
 KR, KB = 0.2126, 0.0722
 KG = 1.0 - KR - KB
+
+
+def planes(buf: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A flat yuv420p buffer as views of its Y (height x width), U and V (half size each way)
+    planes: writing into a view writes into ``buf``."""
+    n = width * height
+    q = n // 4
+    half = (height // 2, width // 2)
+    return buf[:n].reshape(height, width), buf[n : n + q].reshape(half), buf[n + q : n + 2 * q].reshape(half)
+
+
+def even(v: float, rounding: Callable[[float], int] = math.floor) -> int:
+    """``v`` pixels as an even number of them (chroma is subsampled 2x2): rounded down, or by
+    ``rounding`` (``math.ceil`` up, ``round`` to the nearest)."""
+    return 2 * int(rounding(v / 2))
 
 
 def rgb_to_yuv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,10 +53,7 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
 
 def yuv420p_to_rgb(buf: np.ndarray, width: int, height: int) -> np.ndarray:
     """The inverse, for tests and previews."""
-    n = width * height
-    y = buf[:n].reshape(height, width).astype(np.float32)
-    u = buf[n : n + n // 4].reshape(height // 2, width // 2).astype(np.float32)
-    v = buf[n + n // 4 :].reshape(height // 2, width // 2).astype(np.float32)
+    y, u, v = (p.astype(np.float32) for p in planes(buf, width, height))
     u = u.repeat(2, 0).repeat(2, 1)
     v = v.repeat(2, 0).repeat(2, 1)
     yy = (y - 16.0) / 219.0

@@ -105,7 +105,7 @@ def sentence_prints(
 def _print(text: str, sample_rate: int, options: tuple[tuple[str, object], ...]) -> np.ndarray:
     import soxr
 
-    from linly_push.backends.espeak import EspeakTTS
+    from linly_push.backends.tts.espeak import EspeakTTS
     from linly_push.script import detect_lang
 
     tts = _tts(EspeakTTS, options)

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from linly_push import captions
-from linly_push.backends.espeak import EspeakTTS
+from linly_push.backends.tts.espeak import EspeakTTS
 from linly_push.captions import Captioner, Cue, break_points, cue_for, find_font, load_font, spoken_ends, timestamp, webvtt, wrap
-from linly_push.clock import FrameContext, Timeline, frame_start
+from linly_push.timeline import FrameContext, Timeline, frame_start
 from linly_push.errors import UsageError
 from linly_push.media import AudioFormat, Mark, Segment, VideoFormat, to_int16
 from linly_push.presets import CaptionSettings

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from linly_push.backends import registry
-from linly_push.backends.cartoon import CartoonAvatar, CartoonOptions
-from linly_push.clock import Ticker
+from linly_push.backends.avatars.cartoon import CartoonAvatar, CartoonOptions
+from linly_push.timeline import Ticker
 from linly_push.errors import UsageError
 from linly_push.media import AudioFormat, Mark, Segment, VideoFormat, silence, to_int16
 

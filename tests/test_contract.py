@@ -4,6 +4,7 @@ the event kinds the library emits, and every field a real run prints documented 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from cli_run import linly, text
+from linly_push import events
 from linly_push.errors import EXIT_CODES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,24 +79,17 @@ def conforms(value: Any, documented: str) -> bool:
 
 
 def emitted() -> dict[str, set[str] | None]:
-    """Every event kind the library and CLI construct (``Event("kind", ...)``, conditional kinds
-    included), with its fields where they are written out as a dict literal (else None)."""
-    kinds: dict[str, set[str] | None] = {}
+    """Every event kind the library defines (one dataclass each, ``linly_push.events``) that the
+    library or CLI constructs somewhere, with its fields."""
+    constructed: set[str] = set()
     for path in (ROOT / "linly_push").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        ours = any(  # our Event, not threading.Event
-            isinstance(n, ast.ImportFrom) and (n.module or "").endswith("events") and any(a.name == "Event" for a in n.names)
-            for n in ast.walk(tree)
-        )
-        for node in ast.walk(tree) if ours else ():
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Event"):
-                continue
-            names = [c.value for c in ast.walk(node.args[0]) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
-            data = node.args[1] if len(node.args) > 1 else None
-            keys = {k.value for k in data.keys} if isinstance(data, ast.Dict) and all(isinstance(k, ast.Constant) for k in data.keys) else None
-            for name in names:
-                kinds[name] = keys
-    return kinds
+        constructed |= {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return {
+        kind: {f.name for f in dataclasses.fields(cls) if f.name != "time"}
+        for kind, cls in events.KINDS.items()
+        if cls.__name__ in constructed
+    }
 
 
 def check_events(lines: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from linly_push.cli.display import RichDisplay
-from linly_push.events import Event
+from linly_push.events import KINDS
 
 STARTED = {
     "output": "rtmp://a/live/**** | rtmp://b/live/****", "live": True, "preset": "live", "title": None,
@@ -24,7 +24,7 @@ def shown(*events: tuple[str, dict]) -> list[str]:
     out = io.StringIO()
     display = RichDisplay(Console(file=out, width=200))
     for kind, data in events:
-        display(Event(kind, data))
+        display(KINDS[kind](**data))
     display.close()
     return out.getvalue().splitlines()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from linly_push.backends import registry
-from linly_push.backends.espeak import EspeakTTS
+from linly_push.backends.tts.espeak import EspeakTTS
 from linly_push.errors import UsageError
 from linly_push.media import Mark, Speech
 

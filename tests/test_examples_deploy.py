@@ -28,7 +28,6 @@ import typer
 
 from linly_push import presets
 from linly_push.cli.app import app
-from linly_push.cli.inputs import read_script
 from linly_push.errors import EXIT_CODES
 from linly_push.rundown import load as load_rundown
 from linly_push.schedule import parse_duration
@@ -581,7 +580,7 @@ def test_cronjobs_take_keys_from_secrets_and_build_valid_commands(tmp_path):
         assert volumes[mounts[str(rundown.parent)]]["configMap"]["name"] == shows["metadata"]["name"], name
         show = tmp_path / rundown.name
         show.write_text(shows["data"][rundown.name], encoding="utf-8")
-        assert load_rundown(show, presets.load(params["preset"]), read_script).program, name
+        assert load_rundown(show, presets.load(params["preset"])).program, name
         if "AT" in values:  # the Job starts before the warmup, even at its starting deadline
             minute, hour = j["spec"]["schedule"].split()[:2]
             start = int(hour) * 60 + int(minute)
@@ -607,5 +606,5 @@ def test_kustomize_builds_the_manifests():
 
 
 def test_sample_rundown_loads_with_its_files():
-    show = load_rundown(EXAMPLES / "show.toml", presets.load("local-test"), read_script)
+    show = load_rundown(EXAMPLES / "show.toml", presets.load("local-test"))
     assert show.title == "Evening briefing" and len(show.program) > 10

@@ -13,7 +13,6 @@ import termios
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,10 +24,6 @@ from linly_push.rundown import load
 from linly_push.script import MAX_SCRIPT_BYTES
 
 FAST = ["--preset", "local-test", "--set", "video.width=320", "--set", "video.height=180"]
-
-
-def _read(path: Path) -> str:
-    return read_script(str(path))
 
 
 def _error_line(r: subprocess.CompletedProcess) -> str:
@@ -65,7 +60,7 @@ def test_a_rundown_file_past_the_limit_is_an_input_error(tmp_path):
     show = tmp_path / "show.toml"
     show.write_bytes(b"[[segment]]\nscript = 'Hi.'\n" + b"#" * MAX_SCRIPT_BYTES + b"\n")
     with pytest.raises(InputError, match=r"rundown .*show.toml is over 16 MiB"):
-        load(show, presets.load("local-test"), _read)
+        load(show, presets.load("local-test"))
 
 
 def test_a_script_file_in_a_rundown_is_bounded_too(tmp_path):
@@ -82,9 +77,9 @@ def test_a_rundowns_scripts_together_are_bounded(tmp_path):
     show = tmp_path / "show.toml"
     show.write_text("[[segment]]\nscript_file = 'half.txt'\n" * 2, encoding="utf-8")
     with pytest.raises(InputError, match=r"show.toml, with its scripts up to segment 2, is over 16 MiB"):
-        load(show, presets.load("local-test"), _read)
+        load(show, presets.load("local-test"))
     show.write_text("[[segment]]\nscript_file = 'half.txt'\n", encoding="utf-8")
-    assert load(show, presets.load("local-test"), _read).program  # one of them is fine
+    assert load(show, presets.load("local-test")).program  # one of them is fine
 
 
 # Standard input streamed on air: a real pipe, written by a thread.

@@ -11,11 +11,12 @@ import pytest
 
 from cli_run import linly, text
 from linly_push.backends import registry
-from linly_push.backends.loop import LoopAvatar, decode
-from linly_push.clock import Ticker
+from linly_push.backends.avatars.loop import LoopAvatar, decode
+from linly_push.timeline import Ticker
 from linly_push.errors import InputError, UsageError
 from linly_push.ffmpeg import find_ffmpeg
 from linly_push.media import AudioFormat, Mark, Segment, VideoFormat, silence, to_int16
+from linly_push.video import planes
 from media_probe import count_frames, probe
 
 RATE, FPS = 44100, 25
@@ -56,10 +57,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _planes(frame: np.ndarray, video: VideoFormat = SMALL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    w, h = video.width, video.height
-    n = w * h
-    return (frame[:n].reshape(h, w), frame[n : n + n // 4].reshape(h // 2, w // 2),
-            frame[n + n // 4 :].reshape(h // 2, w // 2))  # fmt: skip
+    return planes(frame, video.width, video.height)
 
 
 def _redness(frame: np.ndarray) -> float:

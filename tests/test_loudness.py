@@ -16,9 +16,9 @@ import soundfile as sf
 from cli_run import linly, text
 from linly_push import audio as audio_io
 from linly_push import loudness
-from linly_push.backends.espeak import EspeakTTS
+from linly_push.backends.tts.espeak import EspeakTTS
 from linly_push.cli.inputs import gather
-from linly_push.cli.inputs import measure as measure_program
+from linly_push.program import measured as measure_program
 from linly_push.loudness import Leveller, Measurement, Target, gain_db, limit, measure, measure_blocks
 from linly_push.media import AudioFormat, Speech
 from linly_push.presets import AudioSettings

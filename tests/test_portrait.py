@@ -14,8 +14,8 @@ from optional import need
 from PIL import Image
 
 from linly_push.backends import registry
-from linly_push.backends.portrait import Face, PortraitAvatar, PortraitOptions, find_face, load_photo, to_yuv420p
-from linly_push.clock import FrameContext, Ticker, Timeline
+from linly_push.backends.avatars.portrait import Face, PortraitAvatar, PortraitOptions, find_face, load_photo, to_yuv420p
+from linly_push.timeline import FrameContext, Ticker, Timeline
 from linly_push.errors import InputError, UsageError
 from linly_push.media import AudioFormat, Mark, Segment, VideoFormat, silence, to_int16
 from linly_push.video import rgb_to_yuv420p, yuv420p_to_rgb

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from linly_push.clock import Placed
+from linly_push.timeline import Placed
 from linly_push.media import Segment
 from linly_push.presets import ReconnectSettings
 from linly_push.reconnect import Backoff, last_pause, resume_point

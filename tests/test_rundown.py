@@ -24,10 +24,6 @@ FAST = ["--preset", "local-test", "--set", "video.width=320", "--set", "video.he
 TONE_HZ = 1000
 
 
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
-
-
 def _show(folder: Path, body: str) -> Path:
     sf.write(folder / "tone.wav", 0.3 * np.sin(2 * np.pi * TONE_HZ * np.arange(22050) / 22050), 22050)  # 1 s
     (folder / "more.txt").write_text("The end. Thank you.", encoding="utf-8")
@@ -54,7 +50,7 @@ script_file = "more.txt"
 
 
 def test_a_rundown_becomes_one_program_with_a_cast_per_segment(tmp_path):
-    show = load(_show(tmp_path, MIXED), presets.load("local-test"), _read)
+    show = load(_show(tmp_path, MIXED), presets.load("local-test"))
     assert show.title == "Evening show"
     program = show.program
     kinds = [type(i).__name__ for i in program]
@@ -86,7 +82,7 @@ def test_a_rundown_becomes_one_program_with_a_cast_per_segment(tmp_path):
 ])
 def test_bad_rundowns_are_usage_errors_that_say_where(tmp_path, body, message):
     with pytest.raises(UsageError, match=message):
-        load(_show(tmp_path, body), presets.load("local-test"), _read)
+        load(_show(tmp_path, body), presets.load("local-test"))
 
 
 def test_files_named_in_a_backend_table_are_found_beside_the_rundown(tmp_path, monkeypatch):
@@ -94,17 +90,17 @@ def test_files_named_in_a_backend_table_are_found_beside_the_rundown(tmp_path, m
     (tmp_path / "show" / "idle.mp4").write_bytes(b"")
     show = _show(tmp_path / "show", "[[segment]]\nscript = 'Hi.'\navatar = { backend = 'loop', idle = 'idle.mp4', talk = 'x.mp4' }")
     monkeypatch.chdir(tmp_path)
-    [cast] = [i for i in load(show, presets.load("local-test"), _read).program if isinstance(i, Cast)]
+    [cast] = [i for i in load(show, presets.load("local-test")).program if isinstance(i, Cast)]
     assert cast.avatar.options == {"idle": str(tmp_path / "show" / "idle.mp4"), "talk": "x.mp4"}  # x.mp4 is not there
 
 
 def test_missing_files_in_a_rundown_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="audio file not found: .*nope.wav"):
-        load(_show(tmp_path, "[[segment]]\naudio = 'nope.wav'"), presets.load("local-test"), _read)
+        load(_show(tmp_path, "[[segment]]\naudio = 'nope.wav'"), presets.load("local-test"))
     with pytest.raises(InputError, match="rundown not found"):
-        load(tmp_path / "absent.toml", presets.load("local-test"), _read)
+        load(tmp_path / "absent.toml", presets.load("local-test"))
     with pytest.raises(InputError, match="segment 1 has nothing to say"):
-        load(_show(tmp_path, "[[segment]]\nscript = '...'"), presets.load("local-test"), _read)
+        load(_show(tmp_path, "[[segment]]\nscript = '...'"), presets.load("local-test"))
 
 
 def _events(stdout: bytes) -> list[dict]:
@@ -287,7 +283,7 @@ def counted(**kwargs):
 importlib.metadata.entry_points = counted  # before linly_push imports it
 from linly_push import presets
 from linly_push.rundown import load
-show = load(sys.argv[1], presets.load("local-test"), lambda path: path.read_text(encoding="utf-8"))
+show = load(sys.argv[1], presets.load("local-test"))
 print(json.dumps({"items": len(show.program), "calls": sorted(calls)}))
 """
 

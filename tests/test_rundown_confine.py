@@ -37,10 +37,6 @@ def folders(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
-
-
 def _rundown(folder: Path, segment: str) -> Path:
     path = folder / "show" / "show.toml"
     path.write_text("[[segment]]\nscript = 'First.'\n[[segment]]\n" + segment + "\n", encoding="utf-8")
@@ -48,7 +44,7 @@ def _rundown(folder: Path, segment: str) -> Path:
 
 
 def _load(path: Path, confine: bool):
-    return load(path, presets.load("local-test"), _read, confine=confine)
+    return load(path, presets.load("local-test"), confine=confine)
 
 
 ESCAPES = [
@@ -155,9 +151,9 @@ def test_confined_rundowns_may_not_set_the_options_only_an_operator_may(tmp_path
     rundown = tmp_path / "show.toml"
     rundown.write_text(f'[[segment]]\nscript = "Hello."\ntts = {table}\n', encoding="utf-8")
     preset = presets.load("local-test")
-    load(rundown, preset, _read)  # the operator's own rundown: allowed
+    load(rundown, preset)  # the operator's own rundown: allowed
     with pytest.raises(UsageError, match=r"segment 1: tts\.\w+ of \w+ cannot come from a confined rundown"):
-        load(rundown, preset, _read, confine=True)
+        load(rundown, preset, confine=True)
     # Only those options: the same backends with harmless ones are fine.
     rundown.write_text('[[segment]]\nscript = "Hello."\ntts = { backend = "openai", voice = "nova" }\n', encoding="utf-8")
-    load(rundown, preset, _read, confine=True)
+    load(rundown, preset, confine=True)

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from rtmp_server import free_port, read_stream
 
-from linly_push import ffmpeg as lp_ffmpeg
-from linly_push.clock import frame_start
+from linly_push.timeline import frame_start
 from linly_push.errors import OutputError
 from linly_push.ffmpeg import FFmpegSink
+from linly_push.ffmpeg import argv as ffmpeg_argv
 from linly_push.presets import AudioSettings, VideoSettings
 
 VIDEO = VideoSettings(width=320, height=180, fps=30, bitrate="400k", maxrate="400k", bufsize="400k", gop_seconds=1)
@@ -235,7 +235,7 @@ def hung_server():
 @pytest.fixture
 def short_rw_timeout(monkeypatch):
     """Outputs time out after 2 s instead of 5, to keep the tests quick."""
-    monkeypatch.setattr(lp_ffmpeg, "LIVE_TIMEOUT_US", 2_000_000)
+    monkeypatch.setattr(ffmpeg_argv, "LIVE_TIMEOUT_US", 2_000_000)
     return 2.0
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from linly_push.backends.avatars.testcard import TestcardAvatar as Card  # a Test* name would be collected
+from linly_push.backends.avatars.testcard import timecode
 from linly_push.backends.base import BackendOptions
-from linly_push.backends.testcard import gap_samples, onsets, timecode
-from linly_push.backends.testcard import TestcardAvatar as Card  # a Test* name would be collected
-from linly_push.clock import FrameContext, Ticker, Timeline, frames_after, nearest_frame
+from linly_push.onsets import gap_samples, onsets
+from linly_push.timeline import FrameContext, Ticker, Timeline, frames_after, nearest_frame
 from linly_push.media import AudioFormat, Segment, VideoFormat, to_int16
 
 from syncmeter import measure  # tests/ is on sys.path (pytest rootdir-relative import)

@@ -13,7 +13,7 @@ import pytest
 from cli_run import linly, text
 
 from linly_push.backends import registry
-from linly_push.backends.command import CommandTTS
+from linly_push.backends.tts.command import CommandTTS
 from linly_push.errors import BackendError, UsageError
 
 # Writes a stereo 22.05 kHz int16 sine WAV, 0.02 s per character of the text, and records its

@@ -17,7 +17,7 @@ import soundfile
 from cli_run import linly, text
 
 from linly_push.backends import registry
-from linly_push.backends.openai import OpenAITTS
+from linly_push.backends.tts.openai import OpenAITTS
 from linly_push.errors import BackendError, UsageError
 
 KEY = "sk-test-0123456789abcdef"

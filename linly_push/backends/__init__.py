@@ -1,1 +1,2 @@
-"""Backend contracts and the registry that finds them."""
+"""Backends: ``base`` (the contracts), ``registry`` (finding them), and the built-in plugins,
+``tts/`` and ``avatars/``."""

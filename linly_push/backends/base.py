@@ -10,14 +10,17 @@ methods, so finding a backend never needs them; ``check`` is where a backend may
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, ClassVar
 
 import numpy as np
 from PIL import ImageColor
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from ..clock import FrameContext
+from ..errors import BackendError, LinlyPushError
 from ..media import Speech, VideoFormat
+from ..timeline import FrameContext
 
 
 class BackendOptions(BaseModel):
@@ -50,6 +53,19 @@ def reason(exc: BaseException) -> str:
     """An exception in one short line, for messages: its type and the last line of its text."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[-1][:200] if lines else '?'}"
+
+
+@contextmanager
+def as_backend_error(backend: Backend | type[Backend], doing: str) -> Iterator[None]:
+    """Around a call into a backend: a LinlyPushError it raises goes on as it is (the backend
+    already said what is wrong), any other exception becomes a BackendError naming the backend
+    and what it was doing, ``"espeak: failed on sentence 3: <the exception>"``."""
+    try:
+        yield
+    except LinlyPushError:
+        raise
+    except Exception as exc:  # a backend's own failure, of whatever type its libraries raise
+        raise BackendError(f"{backend.name}: {doing}: {exc}") from exc
 
 
 class Backend(ABC):

@@ -12,7 +12,7 @@ from typer.exceptions import Abort
 
 from .. import __version__
 from ..errors import EXIT_CODES, Interrupted, LinlyPushError
-from ..events import Event
+from ..events import Error
 from . import info, probe, run
 from .signals import Signals
 
@@ -80,6 +80,6 @@ def _fail(message: str, code: int, debug: bool, as_json: bool, label: str = "err
         traceback.print_exc()
     line = " ".join(message.split())  # one line, always
     if as_json:
-        print(Event("error", {"code": code, "message": line}).to_json(), flush=True)
+        print(Error(code=code, message=line).to_json(), flush=True)
     print(f"linly-push: {label}: {line}", file=sys.stderr)
     sys.exit(code)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .. import audio as audio_io
 from ..errors import InputError, UsageError
-from ..program import AudioFile, Input
+from ..program import AudioFile, Input, audio_minutes
 from ..presets import AudioSettings
-from ..script import Sentence, parse, read_bounded, stream
+from ..script import Sentence, decode, parse, read_bounded, read_text, stream
 
 MAX_LINE_BYTES = 1024 * 1024
 """The longest line of a script streamed on standard input (``live --script -``), newline not
@@ -22,32 +22,11 @@ _READ_BYTES = 65536  # one pipe's worth at a time
 
 def read_script(source: str) -> str:
     """The script's text: a UTF-8 file, or standard input for '-'."""
-    if source == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("--script - reads the script from standard input, but nothing is piped in")
-        data = read_bounded(sys.stdin.buffer, "the script on standard input")
-        where = "standard input"
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise InputError(f"script not found: {path}")
-        if path.is_dir():
-            raise InputError(f"script path is a folder, not a file: {path}")
-        try:
-            with path.open("rb") as file:
-                data = read_bounded(file, f"script {path}")
-        except OSError as exc:
-            raise InputError(f"cannot read script {path}: {exc.strerror}") from None
-        where = str(path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"script {where} is not UTF-8 (bad byte at position {exc.start}); save it as UTF-8 and try again"
-        ) from None
-    if not text.strip():
-        raise InputError(f"script {where} is empty")
-    return text
+    if source != "-":
+        return read_text(source)
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("--script - reads the script from standard input, but nothing is piped in")
+    return decode(read_bounded(sys.stdin.buffer, "the script on standard input"), "standard input")
 
 
 def stdin_lines(fd: int = 0) -> Iterator[str]:
@@ -105,13 +84,10 @@ def gather(script: str | None, audio: list[Path], max_chars: int, streaming: boo
     raise UsageError("nothing to say: give --script FILE (or - for standard input) or --audio FILE")
 
 
-def measure(program: Iterable[Input], settings: AudioSettings) -> Iterable[Input]:
-    """The program with its recordings measured for loudness normalisation, when the preset asks
-    for it: now, before anything goes on air, not when they come up (about 45 s an hour)."""
-    if not isinstance(program, list) or settings.loudness == "off":
-        return program
-    minutes = sum(i.info.duration for i in program if isinstance(i, AudioFile)) / 60
+def announce_measuring(program: Iterable[Input], settings: AudioSettings) -> None:
+    """Say so before the recordings are measured for loudness when it takes a while (about 45 s
+    an hour), so a quiet start is not taken for a hang."""
+    minutes = audio_minutes(program) if settings.loudness != "off" else 0
     if minutes > 1:
         print(f"linly-push: measuring loudness ({minutes:.0f} min of audio; --set audio.loudness=off skips it) ...",
               file=sys.stderr, flush=True)
-    return [AudioFile(audio_io.measured(i.info, settings)) if isinstance(i, AudioFile) else i for i in program]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,15 +12,15 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from .. import api
 from .. import presets as presets_mod
-from .. import rundown as rundown_mod
-from .. import urls
+from ..broadcast import Outlet, Summary
 from ..errors import Incomplete, UsageError
-from ..ffmpeg import check_file
-from ..pipeline import Input, Job, Outlet, run
+from ..events import Listener
+from ..program import Show, measured
 from ..schedule import parse_duration, parse_start
 from .display import JsonDisplay, RichDisplay
-from .inputs import gather, measure, read_script
+from .inputs import announce_measuring, gather
 from .signals import Signals
 
 URL_ENV = "LINLY_PUSH_URL"
@@ -48,7 +49,7 @@ RundownOpt = Annotated[
     # Help texts are Rich markup, where "[segment]" is a tag: "\\[" escapes the bracket.
     typer.Option("--rundown", metavar="FILE", help="A show in TOML: [\\[segment]] tables of script, script_file, audio or pause, each with optional tts, avatar and voice. Played as one continuous stream. See README 'Rundowns'."),
 ]
-ConfineOpt = Annotated[bool, typer.Option("--confine", help="Refuse rundown paths (script_file, audio, files in backend tables) outside the rundown's folder, after resolving symlinks: for rundowns from someone else. Their backend choices are not vetted: see README 'Rundowns'.")]
+ConfineOpt = Annotated[bool, typer.Option("--confine", help="Refuse rundown paths (script_file, audio, files in backend tables) outside the rundown's folder, after resolving symlinks: for rundowns from someone else. Nor may it set backend options that run programs or send text elsewhere (tts.command, openai's base_url). See README 'Rundowns'.")]
 LoopOpt = Annotated[bool, typer.Option("--loop", help="Play the script, recordings or rundown over and over (a paragraph pause between rounds).")]
 DurationOpt = Annotated[
     Optional[str],
@@ -70,11 +71,12 @@ def _display(as_json: bool) -> JsonDisplay | RichDisplay:
     return JsonDisplay() if as_json else RichDisplay(Console(stderr=True, soft_wrap=True))
 
 
-def _execute(job: Job, as_json: bool) -> None:
+def _execute(go: Callable[[Listener, threading.Event], Summary], as_json: bool) -> None:
+    """Run ``go`` (the library's render or live) with the display and the signals."""
     display = _display(as_json)
     try:
         with Signals.on_air() as stop:
-            summary = run(job, display, stop=stop)
+            summary = go(display, stop)
     finally:
         display.close()
     if summary.incomplete:
@@ -119,13 +121,12 @@ def render(
         raise UsageError("render --loop needs --duration (a file cannot be endless), e.g. --duration 10m")
     length = parse_duration(duration) if duration is not None else None
     p = _preset(preset, sets, tts, avatar)
-    title, inputs = _inputs(p, script, audio, rundown, streaming=False, confine=confine)
+    show = _show(p, script, audio, rundown, streaming=False, confine=confine)
     default = _default_output(rundown.name if rundown else script, audio or [])
     target = output or default
     if target.is_dir():
         target = target / default
-    check_file(target, "write")
-    _execute(Job(p, inputs, [str(target)], live=False, loop=loop, duration=length, title=title), as_json)
+    _execute(lambda listen, stop: api.render(show, target, preset=p, on_event=listen, stop=stop, loop=loop, duration=length), as_json)
 
 
 def live(
@@ -170,38 +171,28 @@ def live(
     raw = url or [u for u in (os.environ.get(URL_ENV) or p.live.url,) if u]
     if not raw:
         raise UsageError(f"no destination: give --url, set {URL_ENV}, or use a preset with a live.url (e.g. --preset local-test)")
-    targets = [urls.target(r) for r in raw]
-    scrub = urls.Redactor(targets)
-    with urls.redacting(scrub):
-        for target in targets:
-            if urls.kind(target.url) == "file":
-                raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target.url!r}; use --record FILE to keep a copy")
-        if record is not None:
-            check_file(record, "record to")
-        title, inputs = _inputs(p, script, audio, rundown, streaming=True, confine=confine)
-        job = Job(
-            p, inputs, [t.url for t in targets], live=True, record=str(record) if record else None, redactor=scrub,
-            loop=loop, duration=length, start_at=start, warmup=warmup, title=title,
-        )
-        _execute(job, as_json)
+    show = _show(p, script, audio, rundown, streaming=True, confine=confine)
+    _execute(lambda listen, stop: api.live(
+        show, raw, preset=p, record=record, on_event=listen, stop=stop, loop=loop, duration=length, at=start, warmup=warmup,
+    ), as_json)
 
 
-def _inputs(
+def _show(
     p: presets_mod.Preset, script: str | None, audio: list[Path] | None, rundown: Path | None, streaming: bool,
     confine: bool = False,
-) -> tuple[str, Iterable[Input]]:
-    """The show's title (a rundown's) and its program, read, checked and measured."""
-    title, program = "", None
+) -> Show:
+    """The show the flags describe, read and checked."""
     if rundown is not None:
         if script is not None or audio:
             raise UsageError("give one of --script, --audio or --rundown")
-        show = rundown_mod.load(rundown, p, lambda path: read_script(str(path)), confine=confine)
-        title, program = show.title, show.program
+        show = Show.rundown(rundown, p, confine=confine)
     elif confine:
         raise UsageError("--confine is about the paths in a rundown; give --rundown FILE")
     else:
-        program = gather(script, audio or [], p.speech.max_sentence_chars, streaming=streaming)
-    return title, measure(program, p.audio)
+        show = Show(gather(script, audio or [], p.speech.max_sentence_chars, streaming=streaming))
+    # Measured here, before going on air, where a signal still stops everything at once.
+    announce_measuring(show.program, p.audio)
+    return Show(measured(show.program, p.audio), show.title)
 
 
 def _default_output(script: str | None, audio: list[Path]) -> Path:

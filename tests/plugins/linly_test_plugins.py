@@ -5,8 +5,8 @@ import time
 from pydantic import Field
 
 from linly_push.backends.base import Avatar, TTSBackend
-from linly_push.backends.espeak import EspeakTTS
-from linly_push.clock import FrameContext
+from linly_push.backends.tts.espeak import EspeakTTS
+from linly_push.timeline import FrameContext
 from linly_push.media import Speech
 
 

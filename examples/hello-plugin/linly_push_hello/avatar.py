@@ -12,7 +12,7 @@ from PIL import Image, ImageColor, ImageDraw
 from pydantic import field_validator
 
 from linly_push.backends.base import Avatar, BackendOptions
-from linly_push.clock import FrameContext
+from linly_push.timeline import FrameContext
 from linly_push.media import VideoFormat
 from linly_push.video import rgb_to_yuv420p
 

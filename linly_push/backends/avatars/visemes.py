@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .clock import FrameContext
-from .media import Alphabet, Mark
+from ...media import Alphabet, Mark
+from ...timeline import FrameContext
 
 
 class Viseme(Enum):

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, field_validator
 
-from ..errors import BackendError
-from ..media import Speech
-from .base import TRUSTED, BackendOptions, TTSBackend
+from ...errors import BackendError
+from ...media import Speech
+from ..base import TRUSTED, BackendOptions, TTSBackend
 
 _PLACEHOLDER = re.compile(r"\{(wav|text|lang)\}")
 

@@ -18,12 +18,12 @@ import numpy as np
 from PIL import ImageColor
 from pydantic import Field
 
-from ..clock import FrameContext
-from ..errors import InputError, Interrupted, UsageError
-from ..ffmpeg import find_ffmpeg, last_error
-from ..media import VideoFormat
-from ..visemes import Loudness, Viseme, rms_db, viseme_at
-from .base import Avatar, BackendOptions, Colour
+from ...errors import InputError, Interrupted, UsageError
+from ...ffmpeg import find_ffmpeg, last_error
+from ...media import VideoFormat
+from ...timeline import FrameContext
+from ..base import Avatar, BackendOptions, Colour
+from .visemes import Loudness, Viseme, rms_db, viseme_at
 
 MAX_BYTES = 3 * 2**29  # 1.5 GiB of decoded frames for both clips together
 AUDIBLE_DB = -50.0  # speech audio above this counts as speaking (the loudness gate of visemes)

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from ..errors import BackendError, UsageError
-from ..media import Speech
-from .base import TRUSTED, BackendOptions, TTSBackend
+from ...errors import BackendError, UsageError
+from ...media import Speech
+from ..base import TRUSTED, BackendOptions, TTSBackend
 from .command import decode_wav
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"

@@ -2,12 +2,8 @@
 
 Colour bars, the frame number, a timecode, the sentence being spoken and an audio level meter;
 and a full white frame on the frame nearest to each sound onset, so a recording of the stream
-shows how far the picture is from the sound (``tests/syncmeter.py`` measures it).
-
-An onset is a sample whose magnitude (channels averaged, full scale 1.0) exceeds
-``ONSET_THRESHOLD`` after at least ``ONSET_GAP_SECONDS`` of samples that do not. 0.02 (-34 dBFS)
-sits well above AAC's noise floor in silence and well below speech and test tones; 150 ms keeps
-the gaps between syllables from flashing while every sentence after a pause does.
+shows how far the picture is from the sound (``linly_push.sync`` measures it). What counts as an
+onset is ``linly_push.onsets``, shared with that measurement.
 
 Everything that does not change from frame to frame is drawn once, in yuv420p: the bars, the
 digit glyphs, the caption band (again only when the sentence changes) and the white frame.
@@ -18,14 +14,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..captions import find_font, fitting, load_font, wrap
-from ..clock import FrameContext
-from ..media import VideoFormat
-from ..video import rgb_to_yuv420p, rgb_to_yuv_planes
-from .base import Avatar, BackendOptions
-
-ONSET_THRESHOLD = 0.02
-ONSET_GAP_SECONDS = 0.150
+from ...captions import find_font, fitting, load_font, wrap
+from ...media import VideoFormat
+from ...onsets import ONSET_THRESHOLD, gap_samples, onsets_after
+from ...timeline import FrameContext
+from ...video import even, planes, rgb_to_yuv420p, rgb_to_yuv_planes
+from ..base import Avatar, BackendOptions
 
 _BLACK, _WHITE = 16, 235  # limited-range luma
 _BARS = [(191, 191, 191), (191, 191, 0), (0, 191, 191), (0, 191, 0), (191, 0, 191), (191, 0, 0), (0, 0, 191)]
@@ -41,30 +35,6 @@ def timecode(n: int, fps: int) -> str:
     minutes, ss = divmod(seconds, 60)
     hh, mm = divmod(minutes, 60)
     return f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:02d}"
-
-
-def gap_samples(rate: int) -> int:
-    return round(ONSET_GAP_SECONDS * rate)
-
-
-def onsets(mono: np.ndarray, rate: int) -> np.ndarray:
-    """Sample indices of the onsets in ``mono`` (float, full scale 1.0); silence before it."""
-    gap = gap_samples(rate)
-    return _onsets(np.flatnonzero(np.abs(mono) > ONSET_THRESHOLD), -gap - 1, gap)
-
-
-def _onsets(loud: np.ndarray, last_loud: int, gap: int) -> np.ndarray:
-    """The loud indices more than ``gap`` after the loud index before them (``last_loud`` for the first)."""
-    if loud.size == 0:
-        return loud
-    prev = np.empty_like(loud)
-    prev[0] = last_loud
-    prev[1:] = loud[:-1]
-    return loud[loud - prev > gap]
-
-
-def _even(v: float) -> int:
-    return int(v) // 2 * 2
 
 
 def _luma(gray: np.ndarray) -> np.ndarray:
@@ -134,34 +104,33 @@ class TestcardAvatar(Avatar):
     def __init__(self, video: VideoFormat, options: BackendOptions) -> None:
         super().__init__(video, options)
         w, h = video.width, video.height
-        self._area = w * h
         self._white = np.full(video.frame_bytes, 128, np.uint8)
-        self._white[: self._area] = _WHITE
+        planes(self._white, w, h)[0][:] = _WHITE
 
-        bars_end = _even(0.58 * h)
-        panel_top = bars_end + _even(0.08 * h)
-        self._band_top = _even(0.86 * h)
+        bars_end = even(0.58 * h)
+        panel_top = bars_end + even(0.08 * h)
+        self._band_top = even(0.86 * h)
         rgb = np.zeros((h, w, 3), np.uint8)
-        edges = [_even(w * i / 7) for i in range(8)]
+        edges = [even(w * i / 7) for i in range(8)]
         for i in range(7):
             rgb[:bars_end, edges[i] : edges[i + 1]] = _BARS[i]
             rgb[bars_end:panel_top, edges[i] : edges[i + 1]] = _CASTELLATIONS[i]
         rgb[self._band_top :] = _BAND_GREY
 
         # Frame number: big, in a black box in the middle of the bars.
-        box_h = _even(0.24 * h)
+        box_h = even(0.24 * h)
         self._number = _Glyphs(int(0.8 * box_h))
-        box_w = min(w, _even(self._number.digit_width * _DIGITS + box_h * 0.3))
-        self._box = (_even((w - box_w) / 2), _even((bars_end - box_h) / 2), box_w, box_h)
+        box_w = min(w, even(self._number.digit_width * _DIGITS + box_h * 0.3))
+        self._box = (even((w - box_w) / 2), even((bars_end - box_h) / 2), box_w, box_h)
         bx, by, _, _ = self._box
         rgb[by : by + box_h, bx : bx + box_w] = 0
 
         # Timecode left and level meter right, in the black panel under the castellations.
         panel_h = self._band_top - panel_top
         self._tc = _Glyphs(int(0.55 * panel_h))
-        self._tc_at = (_even(0.04 * w), panel_top + (panel_h - self._tc.height) // 2)
-        mx, mw, mh = _even(0.56 * w), _even(0.40 * w), max(2, _even(0.25 * panel_h))
-        self._meter = (mx, panel_top + _even((panel_h - mh) / 2), mw, mh)
+        self._tc_at = (even(0.04 * w), panel_top + (panel_h - self._tc.height) // 2)
+        mx, mw, mh = even(0.56 * w), even(0.40 * w), max(2, even(0.25 * panel_h))
+        self._meter = (mx, panel_top + even((panel_h - mh) / 2), mw, mh)
         my = self._meter[1]
         rgb[my : my + mh, mx : mx + mw] = 40
         self._lit = _meter_lit(mw, mh)
@@ -186,14 +155,13 @@ class TestcardAvatar(Avatar):
             self._caption = ctx.text
             self._captioned = self._render_caption(ctx.text)
         out = self._captioned.copy()
-        w, h = self.video.width, self.video.height
-        y = out[: self._area].reshape(h, w)
+        y, u, v = planes(out, self.video.width, self.video.height)
 
         bx, by, bw, bh = self._box
         number = str(ctx.index)[-_DIGITS:]
         self._number.paste(y, number, bx + (bw - self._number.width(number)) // 2, by + (bh - self._number.height) // 2)
         self._tc.paste(y, timecode(ctx.index, self.video.fps), *self._tc_at)
-        self._draw_meter(out, peak)
+        self._draw_meter((y, u, v), peak)
         return out
 
     def _listen(self, ctx: FrameContext) -> tuple[bool, float]:
@@ -211,7 +179,7 @@ class TestcardAvatar(Avatar):
         self._scanned = hi
         x = np.abs(ctx.audio(lo, hi))
         loud = np.flatnonzero(x > ONSET_THRESHOLD)
-        flash = _onsets(loud, self._last_loud - lo, self._gap).size > 0
+        flash = onsets_after(loud, self._last_loud - lo, self._gap).size > 0
         if loud.size:
             self._last_loud = lo + int(loud[-1])
         return flash, float(x.max()) if x.size else 0.0
@@ -224,25 +192,22 @@ class TestcardAvatar(Avatar):
             return frame
         img = Image.new("L", (w, band_h), _BAND_GREY)
         draw = ImageDraw.Draw(img)
-        margin = _even(0.03 * w)
+        margin = even(0.03 * w)
         lines = _wrap(" ".join(text.split()), self._caption_font, w - 2 * margin, 2)
         line_h = band_h // 2
         for i, line in enumerate(lines):
             draw.text((margin, i * line_h + line_h // 2), line, fill=255, font=self._caption_font, anchor="lm")
-        frame[: self._area].reshape(h, w)[self._band_top :] = _luma(np.asarray(img))
+        planes(frame, w, h)[0][self._band_top :] = _luma(np.asarray(img))
         return frame
 
-    def _draw_meter(self, out: np.ndarray, peak: float) -> None:
+    def _draw_meter(self, out: tuple[np.ndarray, np.ndarray, np.ndarray], peak: float) -> None:
+        """Onto a frame's Y, U, V planes."""
         mx, my, mw, mh = self._meter
         db = 20.0 * np.log10(max(peak, 1e-9))
         n = 2 * round(mw / 2 * min(1.0, max(0.0, (db + _METER_DB) / _METER_DB)))
         if n == 0:
             return
-        w, h = self.video.width, self.video.height
-        q = self._area // 4
-        y = out[: self._area].reshape(h, w)
-        u = out[self._area : self._area + q].reshape(h // 2, w // 2)
-        v = out[self._area + q :].reshape(h // 2, w // 2)
+        y, u, v = out
         ly, lu, lv = self._lit
         y[my : my + mh, mx : mx + n] = ly[:, :n]
         u[my // 2 : (my + mh) // 2, mx // 2 : (mx + n) // 2] = lu[:, : n // 2]

@@ -24,17 +24,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
-from ..errors import BackendError, LinlyPushWarning, UsageError
-from ..media import Mark, Speech
-from ..script import is_cjk
-from .base import BackendOptions, TTSBackend, reason
+from ...errors import BackendError, LinlyPushWarning, UsageError
+from ...media import Mark, Speech
+from ...script import is_cjk
+from ..base import BackendOptions, TTSBackend, reason
 
 if TYPE_CHECKING:
     from piper import PiperVoice
 
 # Piper's own symbols (piper.const): a pad follows every phoneme id; BOS and EOS frame a chunk.
 _PAD, _BOS, _EOS = "_", "^", "$"
-_PAUSE = "_"  # our label for silence: BOS, EOS and word gaps (visemes.viseme_for rests on it)
+_PAUSE = "_"  # our label for silence: BOS, EOS and word gaps (avatars.visemes.viseme_for rests on it)
 _STRESS = "ˈˌ"  # belongs to the sound after it
 _GAP_QUIET = 0.25  # a word gap quieter than this part of its chunk's RMS is a pause
 

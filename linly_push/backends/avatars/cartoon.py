@@ -23,12 +23,12 @@ import numpy as np
 from PIL import Image, ImageColor, ImageDraw
 from pydantic import Field
 
-from ..clock import FrameContext
-from ..media import VideoFormat
-from ..video import rgb_to_yuv420p, rgb_to_yuv_planes
-from ..visemes import Loudness, Viseme, viseme_at
-from .base import Avatar, BackendOptions, Colour
+from ...media import VideoFormat
+from ...timeline import FrameContext
+from ...video import even, planes, rgb_to_yuv420p, rgb_to_yuv_planes
+from ..base import Avatar, BackendOptions, Colour
 from .gestures import Schedule, blink_gap
+from .visemes import Loudness, Viseme, viseme_at
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]
@@ -422,10 +422,6 @@ def _background(width: int, height: int, centre: Point, scale: float, pal: _Pale
 # Composing frames.
 
 
-def _even(v: float) -> int:
-    return 2 * round(v / 2)
-
-
 def _pool2(a: np.ndarray) -> np.ndarray:
     h, w = a.shape
     return a.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
@@ -518,10 +514,11 @@ class CartoonAvatar(Avatar):
         # Laid out on the height (or the width, for tall portrait frames): any size works.
         scale = min(height, 1.3 * width)
         face = self._face = 0.34 * scale
-        ax, ay = self._anchor = _even(width / 2), _even(height - 0.62 * scale)
+        ax, ay = self._anchor = even(width / 2, round), even(height - 0.62 * scale, round)
 
         def box(x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
-            return _even(x0 * face - 1), _even(y0 * face - 1), _even(x1 * face + 1), _even(y1 * face + 1)
+            return (even(x0 * face - 1, round), even(y0 * face - 1, round),
+                    even(x1 * face + 1, round), even(y1 * face + 1, round))  # fmt: skip
 
         def head(b: tuple[int, int, int, int], eyes: Eyes, raised: bool, viseme: Viseme, patch: bool) -> _Layer:
             paint = partial(_draw_head, pal=pal, eyes=eyes, raised=raised, viseme=viseme)
@@ -533,7 +530,7 @@ class CartoonAvatar(Avatar):
         half = min(1.1, (width / 2 + 0.2 * face) / face)
         body_box = box(-half, 0.28, half, min(bottom, _BODY_PLAIN))
         body = _render(body_box, face, lambda p: _draw_body(p, pal, bottom + 1))
-        rows = max(0, _even(bottom * face) - body_box[3])
+        rows = max(0, even(bottom * face, round) - body_box[3])
         self._body = _Layer(np.concatenate([body, np.repeat(body[-1:], rows, axis=0)]), body_box[:2])
         self._head = head(box(-0.62, -0.72, 0.62, 0.58), Eyes.OPEN, False, Viseme.REST, patch=False)
         eye_box, mouth_box = box(-0.31, -0.27, 0.31, 0.075), box(-0.165, 0.15, 0.165, 0.405)
@@ -579,21 +576,12 @@ class CartoonAvatar(Avatar):
         out = self._frames.get(key)
         if out is None:
             out = self._stage(offsets).copy()
-            planes = self._planes(out)
+            yuv = planes(out, self.video.width, self.video.height)
             hx, hy = self._anchor[0] + offsets[2], self._anchor[1] + offsets[3]
             for patch in (self._eye_patches[eyes, self._raised], self._mouth_patches[viseme]):
-                patch.paste(planes, hx + patch.origin[0], hy + patch.origin[1])
+                patch.paste(yuv, hx + patch.origin[0], hy + patch.origin[1])
             self._frames.put(key, out)
         return out
-
-    def _planes(self, buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        w, h = self.video.width, self.video.height
-        n = w * h
-        return (
-            buf[:n].reshape(h, w),
-            buf[n : n + n // 4].reshape(h // 2, w // 2),
-            buf[n + n // 4 :].reshape(h // 2, w // 2),
-        )
 
     def _eyes(self, index: int) -> Eyes:
         k = self._blinks.at(index)
@@ -612,7 +600,7 @@ class CartoonAvatar(Avatar):
         hx = bx + a * (0.012 * math.sin(tau * t / 6.7 + p[3]) + 0.014 * talk * math.sin(tau * t / 2.3 + p[4]))
         hy = by + a * (0.008 * math.sin(tau * t / 5.9 + p[5]) + 0.018 * self._open)
         # An offset moves only once the motion is well past the rounding point: no 2 px flicker.
-        q = [old if abs(v - old) < 1.5 else _even(v) for v, old in zip((bx, by, hx, hy), self._offsets, strict=True)]
+        q = [old if abs(v - old) < 1.5 else even(v, round) for v, old in zip((bx, by, hx, hy), self._offsets, strict=True)]
         self._offsets = (q[0], q[1], q[2], q[3])
         return self._offsets
 
@@ -621,12 +609,13 @@ class CartoonAvatar(Avatar):
         if stage is None:
             bx, by, hx, hy = key
             ax, ay = self._anchor
+            w, h = self.video.width, self.video.height
             base = self._bases.get((bx, by))
             if base is None:
                 base = self._bg.copy()
-                self._body.paste(self._planes(base), ax + bx + self._body.origin[0], ay + by + self._body.origin[1])
+                self._body.paste(planes(base, w, h), ax + bx + self._body.origin[0], ay + by + self._body.origin[1])
                 self._bases.put((bx, by), base)
             stage = base.copy()
-            self._head.paste(self._planes(stage), ax + hx + self._head.origin[0], ay + hy + self._head.origin[1])
+            self._head.paste(planes(stage, w, h), ax + hx + self._head.origin[0], ay + hy + self._head.origin[1])
             self._stages.put(key, stage)
         return stage

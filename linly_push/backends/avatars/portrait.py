@@ -36,13 +36,13 @@ import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 from pydantic import Field
 
-from ..clock import FrameContext
-from ..errors import BackendError, InputError, LinlyPushWarning, UsageError
-from ..media import VideoFormat
-from ..video import KB, KG, KR
-from ..visemes import Loudness, Viseme, viseme_at
-from .base import Avatar, BackendOptions, Colour, reason
+from ...errors import BackendError, InputError, LinlyPushWarning, UsageError
+from ...media import VideoFormat
+from ...timeline import FrameContext
+from ...video import KB, KG, KR, even, planes
+from ..base import Avatar, BackendOptions, Colour, reason
 from .gestures import Schedule, blink_gap
+from .visemes import Loudness, Viseme, viseme_at
 
 Detector = Literal["auto", "mesh", "haar"]
 _MOUTH_CACHE_BYTES = 64 * 2**20  # rendered mouth shapes
@@ -366,10 +366,7 @@ def _smooth(t: np.ndarray) -> np.ndarray:
 
 def _even_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[int, int, int, int]:
     """The pixel box around these bounds, on even pixels (chroma is subsampled 2x2), in the frame."""
-    return (
-        max(0, 2 * math.floor(x0 / 2)), max(0, 2 * math.floor(y0 / 2)),
-        min(width, 2 * math.ceil(x1 / 2)), min(height, 2 * math.ceil(y1 / 2)),
-    )  # fmt: skip
+    return max(0, even(x0)), max(0, even(y0)), min(width, even(x1, math.ceil)), min(height, even(y1, math.ceil))
 
 
 @dataclass(frozen=True, eq=False)
@@ -791,13 +788,11 @@ class PortraitAvatar(Avatar):
         if self._head is not None and pose != (0.0, 0.0, 0.0):
             work = cv2.remap(work, self._head.maps(*pose), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         out = self._base.copy()
-        w, h = self.video.width, self.video.height
-        n = w * h
-        out[:n].reshape(h, w)[ry0:ry1, rx0:rx1] = work[..., 0]
+        y, u, v = planes(out, self.video.width, self.video.height)
+        y[ry0:ry1, rx0:rx1] = work[..., 0]
         chroma = _subsample(work)
-        for c, start in ((1, n), (2, n + n // 4)):
-            plane = out[start : start + n // 4].reshape(h // 2, w // 2)
-            plane[ry0 // 2 : ry1 // 2, rx0 // 2 : rx1 // 2] = chroma[..., c]
+        u[ry0 // 2 : ry1 // 2, rx0 // 2 : rx1 // 2] = chroma[..., 1]
+        v[ry0 // 2 : ry1 // 2, rx0 // 2 : rx1 // 2] = chroma[..., 2]
         return out
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from ..errors import BackendError, UsageError
-from ..media import Mark, Speech
-from ..script import is_cjk
-from .base import BackendOptions, TTSBackend
+from ...errors import BackendError, UsageError
+from ...media import Mark, Speech
+from ...script import is_cjk
+from ..base import BackendOptions, TTSBackend
 
 # From espeak-ng's speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
