@@ -20,13 +20,14 @@ __version__ = "0.1.0"
 # Each public name, and the module that holds it.
 _PUBLIC = {
     "load_preset": "api", "render": "api", "live": "api",
-    "Show": "program", "Preset": "presets", "Summary": "broadcast", "Outlet": "broadcast",
+    "Show": "program", "Preset": "presets", "Controller": "control", "Mode": "control", "Summary": "broadcast", "Outlet": "broadcast",
     "LinlyPushError": "errors", "UsageError": "errors", "InputError": "errors", "BackendError": "errors",
     "OutputError": "errors", "CheckFailed": "errors", "Incomplete": "errors", "Interrupted": "errors",
     "Terminated": "errors", "Signalled": "errors", "LinlyPushWarning": "errors",
     "Event": "events", "Listener": "events", "Waiting": "events", "WarningEvent": "events", "Started": "events",
     "Sentence": "events", "Progress": "events", "Status": "events", "Dropped": "events", "Reconnected": "events",
-    "Destination": "events", "Finished": "events", "Error": "events",
+    "Destination": "events", "Finished": "events", "Error": "events", "Queued": "events", "Spoken": "events",
+    "InterruptedEvent": "events",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -101,6 +101,6 @@ def live(
         program = measured(show.program, p.audio)
         job = Job(
             p, program, [t.url for t in targets], live=True, record=str(record) if record else None, redactor=scrub,
-            loop=loop, duration=duration, start_at=at, warmup=warmup, title=show.title,
+            loop=loop, duration=duration, start_at=at, warmup=warmup, title=show.title, controller=show.controller,
         )
         return run(job, on_event, stop)

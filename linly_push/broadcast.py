@@ -287,6 +287,9 @@ class Broadcast:
                     unannounced.clear()
                 for change in sink.changes():
                     self._changed(change)
+                if job.controller is not None:
+                    for event in job.controller.events():
+                        self.emit(event)
                 now = time.monotonic()
                 if now >= next_report:
                     next_report = now + policy.report_every
@@ -361,6 +364,8 @@ class Broadcast:
     def _announce(self, starts: list[Placed], base: int) -> None:
         for placed in starts:
             seg = placed.segment
+            if self.job.controller is not None:
+                self.job.controller.started(seg)
             if seg.kind != Kind.SPEECH:
                 continue
             self.said.add(seg.sentence or 0)

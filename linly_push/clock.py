@@ -77,7 +77,8 @@ class Clock:
     """Places ``source``'s segments and hands out ticks drawn by ``drawer`` (see the module).
 
     ``live``: paced, idling and repeating; else every frame is drawn and handed out as soon as
-    it is. ``ahead``: seconds placed and asked for ahead of what is handed out.
+    it is. ``ahead``: seconds placed and asked for ahead of what is handed out. ``admit``: asked
+    of each segment taken from the source; one it refuses is dropped (withdrawn by the program).
     """
 
     def __init__(
@@ -92,10 +93,12 @@ class Clock:
         low_water: float = 0.3,
         history: float = 30.0,
         pacer: Callable[[int], Pacer] = Pacer,
+        admit: Callable[[Segment], bool] | None = None,
     ) -> None:
         self.video, self.audio = video, audio
         self.source, self.drawer, self.live = source, drawer, live
         self._make_pacer = pacer
+        self._admit = admit  # what the program still wants (a control request withdrawn: not)
         self._ahead = max(1, round(ahead * video.fps))
         self._low = max(1, round(low_water * video.fps))
         self._history = history
@@ -213,7 +216,8 @@ class Clock:
                     self._idle()
                     continue
                 return
-            self._program(item)  # type: ignore[arg-type]
+            if self._admit is None or self._admit(item):  # type: ignore[arg-type]
+                self._program(item)  # type: ignore[arg-type]
 
     def _program(self, seg: Segment) -> None:
         if seg.kind == Kind.PAUSE and self._idled:

@@ -132,6 +132,35 @@ class Destination(Event):
 
 
 @dataclass(frozen=True)
+class Queued(Event):
+    """``live --control``: a request was queued."""
+
+    kind: ClassVar[str] = "queued"
+    id: str
+    request: str  # "say" or "audio"
+    mode: str  # "queue", "next" or "now"
+    position: int  # in the queue, from 0
+    text: str | None
+
+
+@dataclass(frozen=True)
+class Spoken(Event):
+    """``live --control``: all of a request went on air."""
+
+    kind: ClassVar[str] = "spoken"
+    id: str
+
+
+@dataclass(frozen=True)
+class InterruptedEvent(Event):
+    """``live --control``: a request was stopped (or taken out of the queue) before it was done."""
+
+    kind: ClassVar[str] = "interrupted"
+    id: str
+    state: str  # "interrupted" (it was being said, or queued when the queue was cleared) or "cancelled"
+
+
+@dataclass(frozen=True)
 class Finished(Event):
     kind: ClassVar[str] = "finished"
     output: str
@@ -156,7 +185,10 @@ class Error(Event):
 
 
 KINDS: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (Waiting, WarningEvent, Started, Sentence, Progress, Status, Dropped, Reconnected, Destination, Finished, Error)
+    cls.kind: cls for cls in (
+        Waiting, WarningEvent, Started, Sentence, Progress, Status, Dropped, Reconnected, Destination, Queued, Spoken,
+        InterruptedEvent, Finished, Error,
+    )
 }
 
 Listener = Callable[[Event], None]

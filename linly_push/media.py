@@ -91,6 +91,7 @@ class Segment:
     alphabet: Alphabet = "espeak"
     source: str | None = None  # file name, for audio segments
     avatar: Hashable | None = None  # the key of the job's avatar that draws it (a rundown's cast); None: the one on screen
+    tag: Hashable | None = None  # the tag of the program item it comes from (a control request)
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)

@@ -13,10 +13,11 @@ import dataclasses
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import audio as audio_io
 from . import loudness, urls
@@ -25,7 +26,7 @@ from .backends.base import Avatar, TTSBackend, as_backend_error
 from .broadcast import Broadcast, Outlet, Summary, policy_for
 from .captions import Captioner
 from .clock import Clock
-from .errors import Interrupted, LinlyPushWarning, UsageError
+from .errors import Interrupted, LinlyPushError, LinlyPushWarning, UsageError
 from .events import Listener, Started, Waiting, WarningEvent, ignore
 from .ffmpeg import FFmpegSink, check_encoder, find_ffmpeg
 from .media import AudioFormat, Kind, Segment, VideoFormat, silence
@@ -33,6 +34,9 @@ from .presets import BackendChoice, ChoiceKey, Preset
 from .producers import Ahead, Drawer
 from .program import AudioFile, Cast, Input, Rest, casts, repeat, voices
 from .script import Pause, Sentence, detect_lang
+
+if TYPE_CHECKING:
+    from .control import Controller
 
 __all__ = ["AudioFile", "Input", "Job", "Outlet", "Summary", "run", "segments"]
 
@@ -49,6 +53,7 @@ class Job:
     start_at: datetime | None = None  # live: go on air then (minus warmup)
     warmup: float | None = None  # seconds of idle before the first segment, instead of speech.lead_in
     title: str = ""  # a rundown's
+    controller: Controller | None = None  # live: what drives the show while on air (``control``)
 
     @property
     def video(self) -> VideoFormat:
@@ -130,28 +135,42 @@ def _construct(cls: type, *args: object) -> object:
 @dataclass
 class Backends:
     """Every TTS and avatar a job uses, by choice key (``BackendChoice.key``), started before
-    anything goes on air so a bad choice fails at once; equal choices share one backend."""
+    anything goes on air so a bad choice fails at once; equal choices share one backend. A show
+    driven while on air may ask for more (``tts_for``, ``avatar_for``)."""
 
     tts: dict[ChoiceKey, TTSBackend]
     avatars: dict[ChoiceKey, Avatar]
-    default_tts: ChoiceKey
     default_avatar: ChoiceKey
+    held: contextlib.ExitStack
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(cls, job: Job, held: contextlib.ExitStack) -> Backends:
         """Start them; ``held`` closes them once the threads using them have stopped."""
         preset = job.preset
-        tts: dict[ChoiceKey, TTSBackend] = {}
-        avatars: dict[ChoiceKey, Avatar] = {}
+        found = cls({}, {}, preset.avatar.key, held)
         for choice in (voices(job.inputs, preset.tts) if job.known else [preset.tts]) if job.speaks else []:
-            if choice.key not in tts:
-                tts[choice.key] = backend = make_tts(choice)
-                held.callback(backend.close)
+            found.tts_for(choice)
         for choice in [preset.avatar, *(c.avatar for c in job.casts())]:
-            if choice.key not in avatars:
-                avatars[choice.key] = avatar = make_avatar(choice, job.video)
-                held.callback(avatar.close)
-        return cls(tts, avatars, preset.tts.key, preset.avatar.key)
+            found.avatar_for(choice, job.video)
+        return found
+
+    def tts_for(self, choice: BackendChoice) -> ChoiceKey:
+        """The key of ``choice``'s TTS, started now if it was not yet."""
+        with self.lock:
+            if choice.key not in self.tts:
+                self.tts[choice.key] = backend = make_tts(choice)
+                self.held.callback(backend.close)
+        return choice.key
+
+    def avatar_for(self, choice: BackendChoice, video: VideoFormat) -> ChoiceKey:
+        """The key of ``choice``'s avatar, started now if it was not yet (before any segment
+        names it, so the drawer always finds it)."""
+        with self.lock:
+            if choice.key not in self.avatars:
+                self.avatars[choice.key] = avatar = make_avatar(choice, video)
+                self.held.callback(avatar.close)
+        return choice.key
 
 
 PAUSE_CHUNK = 1.0  # seconds: long pauses go out in pieces, so an hour of idle never sits in memory
@@ -163,25 +182,31 @@ def segments(job: Job, backends: Backends) -> Iterator[Segment]:
     fmt, sp = job.audio, job.preset.speech
     target = loudness.Target.from_settings(job.preset.audio)
     leveller = loudness.Leveller(target) if target else None
-    voice = backends.default_tts
+    voice: BackendChoice | LinlyPushError = job.preset.tts
     # The avatar key segments carry once a rundown names one; the lead-in already shows the
     # first segment's avatar.
     first = next((i for i in job.inputs if isinstance(i, Cast)), None) if job.known else None
     look = first.avatar.key if first else None
 
-    def pause(seconds: float) -> Iterator[Segment]:
+    def pause(seconds: float, tag: Hashable | None = None) -> Iterator[Segment]:
         left = round(seconds * fmt.sample_rate)
         while left > 0:
             n = min(left, round(PAUSE_CHUNK * fmt.sample_rate))
             left -= n
-            yield Segment(silence(n, fmt), Kind.PAUSE, avatar=look)
+            yield Segment(silence(n, fmt), Kind.PAUSE, avatar=look, tag=tag)
 
     yield from pause(job.lead_in)
     number = 0
     previous: Input | None = None
     for item in job.items():
         if isinstance(item, Cast):
-            voice, look = item.tts.key, item.avatar.key
+            voice = item.tts  # started when a sentence needs it: a rundown's pause has a TTS it never uses
+            try:
+                look = backends.avatar_for(item.avatar, job.video)
+            except LinlyPushError as exc:
+                if job.controller is None:
+                    raise
+                voice = exc  # a request asked for an avatar that cannot start: its sentences say so
             continue
         if isinstance(item, Pause):
             yield from pause(sp.paragraph_pause)
@@ -190,18 +215,31 @@ def segments(job: Job, backends: Backends) -> Iterator[Segment]:
         elif isinstance(item, Sentence):
             number += 1
             if isinstance(previous, Sentence):
-                yield from pause(sp.sentence_pause)
-            tts = backends.tts[voice]
+                yield from pause(sp.sentence_pause, item.tag)  # the pause belongs to what follows
             lang = item.lang or detect_lang(item.text)
-            with as_backend_error(tts, f"failed on sentence {number}"):
-                speech = tts.synthesize(item.text, lang)
+            started = time.monotonic()
+            try:
+                if isinstance(voice, LinlyPushError):
+                    raise voice
+                key = backends.tts_for(voice)
+                tts = backends.tts[key]
+                with as_backend_error(tts, f"failed on sentence {number}"):
+                    speech = tts.synthesize(item.text, lang)
+            except LinlyPushError as exc:
+                # What a control request asked for fails alone; the show goes on.
+                if job.controller is None or item.tag is None:
+                    raise
+                job.controller.failed(item.tag, exc)
+                continue
+            if job.controller is not None:
+                job.controller.synthesized(item.tag, time.monotonic() - started)
             # Each voice, and each language of a voice, keeps its own level for short sentences.
-            seg = audio_io.speech_segment(speech, fmt, item.text, number, leveller, voice=f"{voice}/{lang}")
-            seg.avatar = look
+            seg = audio_io.speech_segment(speech, fmt, item.text, number, leveller, voice=f"{key}/{lang}")
+            seg.avatar, seg.tag = look, item.tag
             yield seg
         else:
             for seg in audio_io.file_segments(item.info, fmt, target):
-                seg.avatar = look
+                seg.avatar, seg.tag = look, item.tag
                 yield seg
         previous = item
     yield from pause(sp.tail)
@@ -237,7 +275,12 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
         spoken: Ahead[Segment] = Ahead(lambda: segments(job, backends), 2, "tts")
         held.callback(spoken.stop)
         policy = policy_for(job)
-        clock = Clock(video, fmt, spoken, drawer, live=policy.live, ahead=policy.ahead(job), history=policy.history(job))
+        admit = job.controller.admit if job.controller is not None else None
+        clock = Clock(
+            video, fmt, spoken, drawer, live=policy.live, ahead=policy.ahead(job), history=policy.history(job), admit=admit,
+        )
+        if job.controller is not None:
+            job.controller.attach(clock)
 
         def sink(outputs: list[str]) -> FFmpegSink:
             return FFmpegSink(preset.video, preset.audio, outputs, ffmpeg=binary.path, redactor=job.scrub)

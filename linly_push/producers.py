@@ -122,7 +122,7 @@ class Drawer:
         self, video: VideoFormat, avatars: Mapping[Hashable, Avatar], on_screen: Hashable, overlay: Overlay | None = None
     ) -> None:
         self.video = video
-        self.avatars = dict(avatars)
+        self.avatars = avatars  # the job's: one started while on air (a control request) shows up here
         self.on_screen = on_screen  # the avatar drawing now: unkeyed frames (idle filler) keep it
         self.overlay = overlay
         self._requests: queue.SimpleQueue[Request | None] = queue.SimpleQueue()

@@ -8,15 +8,19 @@ avatar and silence) and ``Cast`` (which TTS and avatar play what follows).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import audio as audio_io
 from .errors import InputError, UsageError
 from .presets import AudioSettings, BackendChoice, ChoiceKey, Preset
 from .script import Pause, Sentence, parse, read_text, stream
+
+if TYPE_CHECKING:
+    from .control import Controller
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class AudioFile:
     """A recorded file to play, already probed."""
 
     info: audio_io.AudioInfo
+    tag: Hashable | None = field(default=None, compare=False)  # who asked for it (a control request)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class Show:
 
     program: Iterable[Input]
     title: str = ""
+    controller: Controller | None = None  # what drives it while on air
 
     @classmethod
     def text(cls, text: str, preset: Preset | None = None) -> Show:
@@ -135,6 +141,14 @@ class Show:
         from . import rundown  # it builds on this module's items
 
         return rundown.load(path, preset or Preset(), confine=confine)
+
+    @classmethod
+    def controlled(cls, controller: Controller, first: Show | None = None) -> Show:
+        """A live show driven while on air (``control.Controller``), ``first`` queued in it to
+        begin with; it idles whenever there is nothing to say, and runs until stopped."""
+        if first is not None:
+            controller.program_item(list(first.program))
+        return cls(controller.program(), first.title if first else "", controller)
 
     @property
     def known(self) -> bool:

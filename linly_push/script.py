@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +23,7 @@ further), far more than a show needs, and small enough to hold at once: without 
 class Sentence:
     text: str
     lang: str  # "en" or "zh"
+    tag: Hashable | None = field(default=None, compare=False)  # who asked for it (a control request)
 
 
 @dataclass(frozen=True)

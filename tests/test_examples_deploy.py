@@ -395,6 +395,18 @@ def test_systemd_units_pass_systemd_analyze(tmp_path):
     assert subprocess.run([analyze, "calendar", calendar], capture_output=True, timeout=30).returncode == 0
 
 
+def test_the_control_channel_unit_runs_until_stopped():
+    s = unit(DEPLOY / "linly-push-channel.service")["Service"]
+    argv = shlex.split(s["ExecStart"].replace("\\\n", " "))
+    assert argv[0] == "/opt/linly-push/bin/linly-push"
+    params = parse_args(argv[1:])  # every flag as the command line reads it
+    assert params["control"] == "127.0.0.1:8750" and params["script"] is None  # idles until told
+    # systemd's "$$" is a literal "$": linly-push gets ${STREAM_KEY} and expands it itself.
+    assert params["url"] == ["rtmp://ingest.example/live/$${STREAM_KEY}"]
+    assert "143" in s["SuccessExitStatus"].split() and s["Restart"] == "on-failure"
+    assert s["EnvironmentFile"].startswith("/etc/")
+
+
 # -- Docker and Compose --------------------------------------------------------------------------
 
 

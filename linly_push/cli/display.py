@@ -18,7 +18,9 @@ from ..events import (
     Dropped,
     Event,
     Finished,
+    InterruptedEvent,
     Progress,
+    Queued,
     Reconnected,
     Sentence,
     Started,
@@ -121,6 +123,13 @@ class RichDisplay:
             self._print(f"[yellow]⚠ {where} is down[/] at {_clock(d.at)}{why}; retrying every second, "
                         "the other destinations go on")
 
+    def _on_queued(self, d: Queued) -> None:
+        what = escape(d.text) if d.text is not None else "a recording"
+        self._print(f"[dim]queued {d.id} ({d.mode}):[/] {what}")
+
+    def _on_interrupted(self, d: InterruptedEvent) -> None:
+        self._print(f"[yellow]■ {d.id} {d.state}[/]")
+
     def _on_warning(self, d: WarningEvent) -> None:
         self._print(f"[yellow]⚠ {escape(d.message)}[/]")
 
@@ -156,6 +165,7 @@ class RichDisplay:
     _HANDLERS = {
         Waiting: _on_waiting, Started: _on_started, Sentence: _on_sentence, Progress: _on_progress,
         Status: _on_status, Dropped: _on_dropped, Destination: _on_destination, WarningEvent: _on_warning,
+        Queued: _on_queued, InterruptedEvent: _on_interrupted,
         Reconnected: _on_reconnected, Finished: _on_finished,
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -16,7 +17,10 @@ from .. import api
 from .. import presets as presets_mod
 from ..broadcast import Outlet, Summary
 from ..errors import Incomplete, UsageError
-from ..events import Listener
+from ..control import Controller
+from ..events import Event, Listener
+from ..server import TOKEN_ENV, ControlServer, is_loopback, parse_address
+from ..server import available as server_available
 from ..program import Show, measured
 from ..schedule import parse_duration, parse_start
 from .display import JsonDisplay, RichDisplay
@@ -144,6 +148,7 @@ def live(
     warmup: Annotated[Optional[float], typer.Option("--warmup", metavar="SECONDS", min=0, max=3600, help="Go on air this long before the first segment, idling: with --at, the stream is up at TIME minus SECONDS and the show starts at TIME.")] = None,
     loop: LoopOpt = False,
     duration: DurationOpt = None,
+    control: Annotated[Optional[str], typer.Option("--control", metavar="HOST:PORT", help="Serve the control API (say, interrupt, queue, events, metrics; a page at /) while on air, e.g. --control 8750 (on 127.0.0.1) or 0.0.0.0:8750 (needs LINLY_PUSH_CONTROL_TOKEN). Without a script the show idles until told what to say, and runs until stopped. See README 'Control API'.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Broadcast a script, recordings or a rundown live, in real time, to RTMP or SRT servers.
@@ -171,10 +176,44 @@ def live(
     raw = url or [u for u in (os.environ.get(URL_ENV) or p.live.url,) if u]
     if not raw:
         raise UsageError(f"no destination: give --url, set {URL_ENV}, or use a preset with a live.url (e.g. --preset local-test)")
-    show = _show(p, script, audio, rundown, streaming=True, confine=confine)
-    _execute(lambda listen, stop: api.live(
-        show, raw, preset=p, record=record, on_event=listen, stop=stop, loop=loop, duration=length, at=start, warmup=warmup,
-    ), as_json)
+    if control is not None:
+        server = _control_server(control, p)
+        given = script is not None or audio or rundown is not None
+        first = _show(p, script, audio, rundown, streaming=False, confine=confine) if given else None
+        show = Show.controlled(server.controller, first)
+    else:
+        server, show = None, _show(p, script, audio, rundown, streaming=True, confine=confine)
+
+    def go(listen: Listener, stop: threading.Event) -> Summary:
+        if server is None:
+            return api.live(show, raw, preset=p, record=record, on_event=listen, stop=stop, loop=loop,
+                            duration=length, at=start, warmup=warmup)
+        server.start()
+        print(f"linly-push: control API on {server.url}/" + (" (token required)" if server.token else ""),
+              file=sys.stderr, flush=True)
+
+        def both(event: Event) -> None:
+            listen(event)
+            server.publish(event)
+
+        try:
+            return api.live(show, raw, preset=p, record=record, on_event=both, stop=stop, loop=loop,
+                            duration=length, at=start, warmup=warmup)
+        finally:
+            server.stop()
+
+    _execute(go, as_json)
+
+
+def _control_server(address: str, p: presets_mod.Preset) -> ControlServer:
+    """The control server --control asks for, checked: a token to bind beyond this machine."""
+    host, port = parse_address(address)
+    if server_available() is not None:
+        raise UsageError(f"--control: {server_available()}")
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is None and not is_loopback(host):
+        raise UsageError(f"--control {address}: serving beyond this machine needs a token: set {TOKEN_ENV}")
+    return ControlServer(Controller(p), p, host, port, token)
 
 
 def _show(
