@@ -198,6 +198,11 @@ class Controller:
     def attach(self, clock: Clock) -> None:
         self._clock = clock
 
+    @property
+    def draw_seconds(self) -> deque[float]:
+        """The latest frames' drawing times (empty before the show starts)."""
+        return self._clock.drawer.draw_seconds if self._clock is not None else deque()
+
     def program(self) -> Iterator[Input]:
         """The show's items, one sentence at a time, as requests come; blocks while there are
         none (the stream idles meanwhile). Runs in the TTS thread."""

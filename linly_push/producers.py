@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+from collections import deque
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -126,6 +127,7 @@ class Drawer:
         self.on_screen = on_screen  # the avatar drawing now: unkeyed frames (idle filler) keep it
         self.overlay = overlay
         self._requests: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
+        self.draw_seconds: deque[float] = deque(maxlen=2000)  # the latest frames' drawing times, for metrics
         self.results: queue.SimpleQueue[Drawn] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="draw", daemon=True)
         self._thread.start()
@@ -150,11 +152,13 @@ class Drawer:
             if req.deadline is not None and time.monotonic() > req.deadline:
                 self.results.put(Drawn(req.epoch, index, None))
                 continue
+            started = time.monotonic()
             try:
                 frame = self._draw(req)
             except BaseException as exc:  # handed to the clock, which raises it
                 self.results.put(Drawn(req.epoch, index, None, exc))
                 return
+            self.draw_seconds.append(time.monotonic() - started)
             self.results.put(Drawn(req.epoch, index, frame))
 
     def _draw(self, req: Request) -> Frame:

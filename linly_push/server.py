@@ -416,11 +416,15 @@ class _Metrics:
         self.tts = Histogram(
             "linly_push_tts_seconds", "TTS time per sentence of a request", buckets=buckets, registry=self.registry,
         )
+        self.draw = Histogram(
+            "linly_push_draw_seconds", "Avatar drawing time per frame (captions included)",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16), registry=self.registry,
+        )
         self.registry.register(self)
 
     def seen(self, event: Event) -> None:
         c = self.server.controller
-        for values, histogram in ((c.first_sound, self.first_sound), (c.tts_seconds, self.tts)):
+        for values, histogram in ((c.first_sound, self.first_sound), (c.tts_seconds, self.tts), (c.draw_seconds, self.draw)):
             while values:
                 histogram.observe(values.popleft())
 

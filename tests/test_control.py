@@ -303,7 +303,7 @@ def test_healthz_and_metrics(show):
 
     metrics = {m.name: m for m in text_string_to_metric_families(text)}
     for name in ("frames_sent", "frames_repeated", "reconnects", "buffer_seconds", "bitrate_kbps", "queue_depth",
-                 "speaking", "say_to_first_sound_seconds", "tts_seconds"):
+                 "speaking", "say_to_first_sound_seconds", "tts_seconds", "draw_seconds"):
         assert f"linly_push_{name}" in metrics, sorted(metrics)
     first = metrics["linly_push_say_to_first_sound_seconds"]
     assert next(s.value for s in first.samples if s.name.endswith("_count")) == 1
@@ -389,4 +389,29 @@ def test_healthz_says_503_while_reconnecting(show, rtmp_server):
     rtmp_server.start()
     c.wait_for("reconnected", timeout=60)
     c.until(lambda: c.request("GET", "/healthz")[0] == 200, "healthy again")
+    c.stop()
+
+
+def test_a_script_plays_first_and_requests_come_after(show, tmp_path):
+    script = tmp_path / "opening.txt"
+    script.write_text("This is the opening. It was in the script.", encoding="utf-8")
+    c = show("--script", str(script))
+    c.wait_for("sentence", text="It was in the script.")
+    later = c.say("And this came over the API.")
+    c.wait_for("spoken", id=later)
+    assert c.spoken() == ["This is the opening.", "It was in the script.", "And this came over the API."]
+    c.stop()
+
+
+def test_a_client_that_vanishes_mid_stream_leaves_the_rest_alone(show):
+    import socket
+
+    c = show()
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", c.port))
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200" in s.recv(100)
+        s.close()  # gone without a word
+    c.wait_for("spoken", id=c.say("Still here for everyone else."))
+    assert c.request("GET", "/healthz")[0] == 200 and c.of("dropped") == []
     c.stop()
