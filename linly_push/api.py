@@ -12,6 +12,7 @@ Every function raises a ``LinlyPushError`` subclass on failure (each with the CL
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -79,7 +80,9 @@ def live(
     warmup: float | None = None,
 ) -> Summary:
     """Broadcast ``show`` live, in real time, to each of ``destinations`` (rtmp://, rtmps://,
-    srt://; ``${VAR}`` is taken from the environment and never shown), default the preset's
+    srt://, or a WHIP endpoint's http(s)://, whose bearer token is read from the variable that
+    the preset's ``whip.token_env`` names; ``${VAR}`` is taken from the environment and never
+    shown), default the preset's
     ``live.url``; ``record`` also keeps a copy. Reconnects with backoff (the preset's
     ``[reconnect]``), and resumes at the sentence that was cut. ``at``: go on air then (less
     ``warmup`` seconds of idling). Returns what went out: ``Summary.incomplete`` names the
@@ -91,16 +94,31 @@ def live(
     if loop and not show.known:
         raise UsageError("a looped show repeats a finished script; it cannot repeat one still arriving")
     targets = [urls.target(r) for r in raw]
-    scrub = urls.Redactor(targets)
+    token = whip_token(p) if any(urls.kind(t.url) == "whip" for t in targets) else None
+    scrub = urls.Redactor(targets, secrets=[token] if token else [])
     with urls.redacting(scrub):
         for target in targets:
             if urls.kind(target.url) == "file":
-                raise UsageError(f"live pushes to rtmp://, rtmps:// or srt:// URLs, not {target.url!r}; record to a file instead")
+                raise UsageError(
+                    f"live pushes to rtmp://, rtmps://, srt:// or WHIP http(s):// URLs, not {target.url!r}; record to a file instead"
+                )
         if record is not None:
             check_file(Path(record), "record to")
         program = measured(show.program, p.audio)
         job = Job(
             p, program, [t.url for t in targets], live=True, record=str(record) if record else None, redactor=scrub,
             loop=loop, duration=duration, start_at=at, warmup=warmup, title=show.title, controller=show.controller,
+            whip_token=token,
         )
         return run(job, on_event, stop)
+
+
+def whip_token(p: Preset) -> str | None:
+    """The bearer token for WHIP endpoints: the value of the variable ``whip.token_env`` names."""
+    name = p.whip.token_env
+    if not name:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise UsageError(f"environment variable {name} is not set or empty (whip.token_env names it for the WHIP token)")
+    return value

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from . import urls
 from .captions import Cue, cue_for, webvtt
 from .clock import Clock
-from .errors import Interrupted, OutputError
+from .errors import Interrupted, OutputError, Refused
 from .events import Destination, Dropped, Finished, Listener, Progress, Reconnected, Sentence, Started, Status
 from .ffmpeg import Change, FFmpegSink
 from .media import Kind
@@ -100,6 +100,7 @@ class RenderPolicy:
 
     live = False
     report_every = 0.25
+    read_stall = 30.0  # ffmpeg reading nothing this long (its trailer, a slow disk) is a failure
 
     def ahead(self, job: Job) -> float:
         return 2.0
@@ -137,6 +138,9 @@ class LivePolicy:
 
     live = True
     report_every = 1.0
+    # ffmpeg that reads nothing this long is stopped (SIGKILL): a WHIP muxer whose peer closed
+    # its DTLS session hangs for good, deaf to SIGTERM, while our writes wait on it.
+    read_stall = STALL_SECONDS
 
     def ahead(self, job: Job) -> float:
         return job.preset.live.buffer
@@ -307,6 +311,11 @@ class Broadcast:
             return Ended()
         except _GaveUp:
             sink.abort()
+            raise
+        except Refused:
+            sink.abort()  # a retry would be refused the same way
+            if not (connected or sink.connected):
+                self._discard(record)
             raise
         except OutputError as exc:
             sink.abort()

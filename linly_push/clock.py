@@ -217,6 +217,8 @@ class Clock:
                     continue
                 return
             if self._admit is None or self._admit(item):  # type: ignore[arg-type]
+                if self.live:
+                    self._cut_idle()
                 self._program(item)  # type: ignore[arg-type]
 
     def _program(self, seg: Segment) -> None:
@@ -229,6 +231,24 @@ class Clock:
         elif seg.kind != Kind.PAUSE:
             self._idled = 0
         self._add(seg)
+
+    def _cut_idle(self) -> None:
+        """Live: what the program gives goes on air at the next frame boundary, not after the idle
+        filler placed ahead of it (up to ``low_water``). The frame about to go out stays if drawn."""
+        first = self.aired + 1 if self.aired in self._ready else self.aired
+        at = frame_start(first, self.video.fps, self.audio.sample_rate)
+        ahead = [p for p in self.timeline.placed if p.end > at]
+        if not ahead or any(p.segment.kind != Kind.IDLE for p in ahead):
+            return
+        self._idled = max(0, self._idled - (self.timeline.samples - at))
+        self.timeline.truncate(at)
+        while self._starts and self._starts[-1].start >= at:
+            self._starts.pop()
+        self._epoch += 1  # what the drawer is drawing from ``first`` on is idle: not wanted
+        self.drawer.drop_requests()
+        for n in [k for k in self._ready if k >= first]:
+            del self._ready[n]
+        self._requested = first
 
     def _idle(self) -> None:
         """Silence up to the next frame boundary: the shortest filler that keeps the clock going."""

@@ -34,6 +34,11 @@ class OutputError(LinlyPushError):
     exit_code = 5
 
 
+class Refused(OutputError):
+    """The destination answered, and said no for good (a WHIP endpoint's 401, 403 or 404): a retry
+    would get the same answer, so it is not retried."""
+
+
 class CheckFailed(LinlyPushError):
     """A stream or file did not meet what was expected of it (``probe --expect``)."""
 

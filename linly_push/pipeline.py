@@ -54,6 +54,7 @@ class Job:
     warmup: float | None = None  # seconds of idle before the first segment, instead of speech.lead_in
     title: str = ""  # a rundown's
     controller: Controller | None = None  # live: what drives the show while on air (``control``)
+    whip_token: str | None = None  # live: the bearer token for WHIP endpoints (a secret: see ``scrub``)
 
     @property
     def video(self) -> VideoFormat:
@@ -253,8 +254,8 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
     stop = stop or threading.Event()
     if loudness.Target.from_settings(job.preset.audio) is not None:
         loudness.preload()
-    binary = find_ffmpeg()
-    check_encoder(binary.path, job.preset.video, job.preset.audio)  # before anything starts
+    binary = find_ffmpeg(whip=any(urls.kind(o) == "whip" for o in job.outputs))
+    check_encoder(binary.path, job.preset.video, job.preset.audio, job.destinations(1), job.preset.whip)  # before anything starts
     with contextlib.ExitStack() as held:  # backends are closed only after the threads using them stop
         with warnings.catch_warnings(record=True) as caught:  # a backend on a fallback says so
             warnings.simplefilter("always", LinlyPushWarning)
@@ -283,7 +284,10 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
             job.controller.attach(clock)
 
         def sink(outputs: list[str]) -> FFmpegSink:
-            return FFmpegSink(preset.video, preset.audio, outputs, ffmpeg=binary.path, redactor=job.scrub)
+            return FFmpegSink(
+                preset.video, preset.audio, outputs, ffmpeg=binary.path, redactor=job.scrub, whip=preset.whip, token=job.whip_token,
+                stall_seconds=policy.read_stall,
+            )
 
         started = Started(
             output=job.masked(), live=job.live, preset=preset.name, title=job.title or None,

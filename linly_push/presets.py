@@ -118,8 +118,34 @@ class SpeechSettings(_Table):
 
 
 class LiveSettings(_Table):
-    url: str = ""  # rtmp://, rtmps:// or srt://; ${VAR} is expanded from the environment
+    url: str = ""  # rtmp://, rtmps://, srt:// or a WHIP endpoint's http(s)://; ${VAR} is expanded from the environment
     buffer: float = Field(3.0, ge=0.5, le=60)  # seconds TTS and the avatar may run ahead
+
+
+class WhipSettings(_Table):
+    """[whip]: what a push to a WebRTC endpoint (``--url http(s)://...``, WHIP) changes.
+
+    WebRTC carries H.264 in the constrained baseline profile without B-frames, and Opus at
+    48 kHz; the picture keeps [video]'s size, rate and bit rate.
+    """
+
+    gop_seconds: float = Field(1.0, gt=0, le=10)  # a viewer who joins waits for a keyframe
+    opus_bitrate: str = "96k"
+    token_env: str = ""  # the environment variable holding the endpoint's bearer token, if it needs one
+
+    @field_validator("opus_bitrate")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        if not _RATE.match(v):
+            raise ValueError(f"{v!r} is not a bit rate like 96k")
+        return v
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(f"{v!r} is not the name of an environment variable (e.g. WHIP_TOKEN)")
+        return v
 
 
 class ReconnectSettings(_Table):
@@ -180,6 +206,7 @@ class Preset(_Table):
     audio: AudioSettings = AudioSettings()
     speech: SpeechSettings = SpeechSettings()
     live: LiveSettings = LiveSettings()
+    whip: WhipSettings = WhipSettings()
     reconnect: ReconnectSettings = ReconnectSettings()
     captions: CaptionSettings = CaptionSettings()
     tts: BackendChoice = BackendChoice(backend="espeak")

@@ -22,9 +22,10 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .errors import LinlyPushError, UsageError
 
-Kind = Literal["rtmp", "srt", "file"]
+Kind = Literal["rtmp", "srt", "whip", "file"]
 MASK = "****"
-SCHEMES: dict[str, Kind] = {"rtmp": "rtmp", "rtmps": "rtmp", "srt": "srt"}
+# An http(s) URL is a WHIP endpoint (WebRTC ingest, RFC 9725), as OBS and ffmpeg take it.
+SCHEMES: dict[str, Kind] = {"rtmp": "rtmp", "rtmps": "rtmp", "srt": "srt", "http": "whip", "https": "whip"}
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -64,21 +65,21 @@ def _is_url(target: str) -> bool:
 
 
 def kind(target: str) -> Kind:
-    """"rtmp" (rtmp:// and rtmps://), "srt", or "file" for a path."""
+    """"rtmp" (rtmp:// and rtmps://), "srt", "whip" (http:// and https://), or "file" for a path."""
     if not _is_url(target):
         return "file"
     scheme = target.split("://", 1)[0].lower()
     if scheme not in SCHEMES:
         raise UsageError(
-            f"unsupported destination {mask(target)!r}: linly-push pushes to rtmp://, rtmps:// or srt:// "
-            "(use 'linly-push render -o FILE' for files)"
+            f"unsupported destination {mask(target)!r}: linly-push pushes to rtmp://, rtmps://, srt://,"
+            " or a WHIP endpoint at http(s):// (use 'linly-push render -o FILE' for files)"
         )
     return SCHEMES[scheme]
 
 
 def check(url: str, shown: str | None = None) -> None:
     """UsageError unless ``url`` is one ffmpeg can push to: a known scheme, a host, a valid port;
-    for RTMP an application in the path, for SRT a port. ``shown`` is how to name it in errors."""
+    for RTMP an application in the path, for SRT a port, for WHIP a path. ``shown`` is how to name it in errors."""
     where = shown or mask(url)
     what = kind(url)
     if what == "file":
@@ -94,17 +95,45 @@ def check(url: str, shown: str | None = None) -> None:
         raise UsageError(f"{where!r} has no application and stream key: write {u.scheme}://HOST/APP/KEY")
     if what == "srt" and port is None:
         raise UsageError(f"{where!r} has no port: SRT needs one, e.g. srt://HOST:9000?streamid=...")
+    if what == "whip" and not u.path.strip("/"):
+        raise UsageError(
+            f"{where!r} has no path: give the WHIP endpoint's whole URL,"
+            " e.g. http://HOST:1985/rtc/v1/whip/?app=live&stream=NAME for SRS"
+        )
+
+
+def _is_whip(url: str) -> bool:
+    return SCHEMES.get(url.split("://", 1)[0].lower()) == "whip"
+
+
+def _token_like(segment: str) -> bool:
+    """A path segment of a WHIP URL that may be a key: long, or letters and digits mixed."""
+    return len(segment) >= 16 or (len(segment) >= 8 and any(c.isdigit() for c in segment) and any(c.isalpha() for c in segment))
 
 
 def _parts(url: str) -> tuple[str | None, str | None, str | None]:
-    """The secret parts of a URL: password, key (the last path segment), query."""
+    """The secret parts of a URL: password, key, query. The key is the last path segment, but
+    for WHIP, whose URLs end in a fixed word ("whip", "publish") and may carry a key in the
+    middle (Cloudflare's .../KEY/webRTC/publish), every segment that looks like one."""
     try:
         u = urlsplit(url)
         password = u.password
     except ValueError:  # malformed (e.g. an unclosed "[" for IPv6): its whole tail may be a key
         return None, url.split("://", 1)[-1] or None, None
-    key = u.path.strip("/").split("/")[-1] or None
+    segments = u.path.strip("/").split("/")
+    if _is_whip(url):
+        key = "/".join(s for s in segments if _token_like(s)) or None
+    else:
+        key = segments[-1] or None
     return password or None, key, u.query or None
+
+
+def _masked_path(url: str, path: str, key: str | None) -> str:
+    if not key:
+        return path
+    if _is_whip(url):
+        return "/".join(MASK if _token_like(s) else s for s in path.split("/"))
+    return path[: path.rstrip("/").rfind("/") + 1] + MASK + ("/" if path.endswith("/") else "")
 
 
 def mask(url: str) -> str:
@@ -120,9 +149,7 @@ def mask(url: str) -> str:
     if password:
         userinfo, _, hostport = netloc.rpartition("@")
         netloc = f"{userinfo.partition(':')[0]}:{MASK}@{hostport}"
-    path = u.path
-    if key:
-        path = path[: path.rstrip("/").rfind("/") + 1] + MASK + ("/" if path.endswith("/") else "")
+    path = _masked_path(url, u.path, key)
     shown = urlunsplit((u.scheme, netloc, path, MASK if query else "", MASK if u.fragment else ""))
     return shown if "://" in shown else f"{u.scheme}://{shown.partition(':')[2]}"  # "rtmp://" stays so
 
@@ -136,7 +163,8 @@ def secrets_of(url: str) -> list[str]:
         fragment = urlsplit(url).fragment or None
     except ValueError:
         fragment = None
-    return [s for s in (url, key, query, password, fragment) if s]
+    keys = key.split("/") if key and _is_whip(url) else [key]
+    return [s for s in (url, *keys, query, password, fragment) if s]
 
 
 @dataclass(frozen=True)

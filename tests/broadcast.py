@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,7 +50,21 @@ class Broadcast:
         return [e for e in self.events if e["event"] == kind][count - 1]
 
     def finish(self, timeout: float = 120) -> tuple[int, str]:
-        out, err = self.proc.communicate(timeout=timeout)
+        # Through the same buffered readers as wait_for: communicate() reads the pipes' file
+        # descriptors, and would lose the lines readline() has already buffered.
+        got: dict[str, bytes] = {}
+        readers = [
+            threading.Thread(target=lambda name=name, f=f: got.__setitem__(name, f.read()), daemon=True)
+            for name, f in (("out", self.proc.stdout), ("err", self.proc.stderr))
+        ]
+        for reader in readers:
+            reader.start()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # the end of a script on standard input
+        self.proc.wait(timeout)
+        for reader in readers:
+            reader.join(timeout)
+        out, err = got["out"], got["err"]
         self.events += [json.loads(line) for line in out.decode().splitlines()]
         everything = json.dumps(self.events) + err.decode()
         assert KEY not in everything, "the stream key leaked"

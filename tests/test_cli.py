@@ -90,7 +90,7 @@ def _bad_inputs(tmp_path):
         (2, ["render", "-o", out], "nothing to say"),
         (2, ["render", "--script", ok, "-o", str(tmp_path / "o.avi2")], "container"),
         (2, ["live", "--script", ok], "no destination"),
-        (2, ["live", "--script", ok, "--url", "http://127.0.0.1/x"], "rtmp"),
+        (2, ["live", "--script", ok, "--url", "ws://127.0.0.1/x"], "rtmp"),
         (2, ["live", "--script", ok, "--url", "rtmp://127.0.0.1/live/${LINLY_TEST_UNSET_VAR}"], "LINLY_TEST_UNSET_VAR"),
         (3, ["render", "--script", str(tmp_path / "missing.txt"), "-o", out], "not found"),
         (3, ["render", "--script", str(tmp_path / "empty.txt"), "-o", out], "empty"),

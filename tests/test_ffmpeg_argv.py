@@ -10,7 +10,7 @@ import pytest
 from linly_push import ffmpeg
 from linly_push.errors import OutputError, UsageError
 from linly_push.ffmpeg import FFmpegSink, build_argv, find_ffmpeg, hint, last_error
-from linly_push.presets import AudioSettings, VideoSettings
+from linly_push.presets import AudioSettings, VideoSettings, WhipSettings
 
 INPUTS = """
     -f rawvideo -analyzeduration 0 -color_primaries bt709 -color_range tv -color_trc bt709
@@ -336,3 +336,148 @@ def test_path_then_wheel(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     found = find_ffmpeg()
     assert found.source == "imageio-ffmpeg wheel" and found.path != str(exe)
+
+
+# -- WebRTC (WHIP) ----------------------------------------------------------------------------
+
+WHIP = "http://127.0.0.1:1985/rtc/v1/whip/?app=live&stream=KEY"
+
+
+def whip_argv(output: str | list[str], token: str | None = None) -> list[str]:
+    return build_argv(
+        "ffmpeg", VideoSettings(), AudioSettings(), output, video_fd=5, audio_fd=7, whip=WhipSettings(), token=token,
+    )
+
+
+def test_whip_alone_is_webrtc_h264_and_opus_without_padding():
+    assert whip_argv(WHIP, token="TOKEN") == [
+        *"ffmpeg -hide_banner -nostdin -loglevel level+verbose -nostats -progress pipe:1".split(),
+        *INPUTS.split(),
+        *"""-f whip -ac 2 -ar 48000 -authorization TOKEN -b:a 96k -b:v 2M -bf 0 -bufsize 2M -c:a libopus
+        -c:v libx264 -g 25 -keyint_min 25 -maxrate 2M -pix_fmt yuv420p -preset ultrafast -profile:v baseline
+        -sc_threshold 0 -tune zerolatency""".split(),
+        WHIP,
+    ]
+
+
+def test_whip_beside_rtmp_shares_the_video_and_encodes_the_audio_twice():
+    rtmp = "rtmp://127.0.0.1/live/KEY"
+    args = whip_argv([WHIP, rtmp])
+    assert args[args.index("-map") : args.index("-map") + 6] == ["-map", "0:v", "-map", "1:a", "-map", "1:a"]
+    pairs = dict(zip(args[::1], args[1::1]))
+    assert (pairs["-c:a:0"], pairs["-ar:a:0"], pairs["-c:a:1"], pairs["-ar:a:1"]) == ("aac", "44100", "libopus", "48000")
+    assert pairs["-profile:v"] == "baseline" and pairs["-g"] == "25" and pairs["-x264-params"] == "nal-hrd=cbr"
+    rtmp_slave, whip_slave = sorted(args[-1].split("|"), key=lambda s: "whip" in s)
+    assert rtmp_slave.startswith(r"[f=flv:select=v,a\\:0:") and rtmp_slave.endswith(rtmp)
+    assert whip_slave.startswith(r"[f=whip:select=v,a\\:1:") and whip_slave.endswith(WHIP)
+
+
+@pytest.mark.parametrize(("record", "audio"), [("show.mkv", "opus"), ("show.mp4", "opus"), ("show.flv", "aac")])
+def test_a_recording_beside_whip_keeps_opus_where_its_container_holds_it(record, audio):
+    encode = ffmpeg.argv.plan([WHIP, record], VideoSettings())
+    assert encode.audio[encode.audio_stream(record)] == audio
+    assert encode.audio[encode.audio_stream(WHIP)] == "opus"
+    # the recording beside RTMP and WHIP takes the AAC encoded anyway
+    both = ffmpeg.argv.plan([WHIP, "rtmp://h/live/k", record], VideoSettings())
+    assert both.audio == ("aac", "opus") and both.audio[both.audio_stream(record)] == "aac"
+
+
+def test_whip_token_never_shows_in_the_command_a_sink_reports():
+    sink = FFmpegSink(VideoSettings(), AudioSettings(), WHIP, whip=WhipSettings(), token="s3cret-token")
+    shown = sink.command_line
+    assert "-authorization" in shown and "s3cret-token" not in shown and "KEY" not in shown
+
+
+def test_check_argv_tries_the_encodes_the_outputs_need():
+    args = ffmpeg.argv.check_argv("ffmpeg", VideoSettings(), AudioSettings(), [WHIP, "rtmp://h/live/k"], WhipSettings())
+    assert args.count("-map") == 3 and "libopus" in args and "baseline" in args
+
+
+def fake_whip_ffmpeg(tmp_path: Path, whip: bool) -> Path:
+    exe = tmp_path / "ffmpeg"
+    muxers = r" E whip  WHIP\n E flv  FLV\n" if whip else r" E flv  FLV\n"
+    exe.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *-version*) echo "ffmpeg version 9.0-fake Copyright";; '
+        r'*-encoders*) printf "Encoders:\n ------\n V....D libx264  H.264\n A....D aac  AAC\n A....D libopus  Opus\n";; '
+        f'*-muxers*) printf "Muxers:\\n --\\n{muxers}";; esac\n'
+    )
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return exe
+
+
+def test_whip_takes_the_first_ffmpeg_that_can(tmp_path, monkeypatch):
+    monkeypatch.delenv("LINLY_PUSH_FFMPEG", raising=False)
+    fake_whip_ffmpeg(tmp_path, whip=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_ffmpeg().source == "PATH" and not find_ffmpeg().whip
+    found = find_ffmpeg(whip=True)
+    assert found.source == "imageio-ffmpeg wheel" and found.whip
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert find_ffmpeg(whip=True).source == "imageio-ffmpeg wheel"
+
+
+def test_whip_on_path_is_used(tmp_path, monkeypatch):
+    monkeypatch.delenv("LINLY_PUSH_FFMPEG", raising=False)
+    exe = fake_whip_ffmpeg(tmp_path, whip=True)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_ffmpeg(whip=True) == ffmpeg.FFmpegBinary(str(exe), "9.0-fake", "PATH", whip=True)
+
+
+def test_no_ffmpeg_that_can_push_whip_is_a_usage_error_naming_what_lacks(tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    monkeypatch.delenv("LINLY_PUSH_FFMPEG", raising=False)
+    exe = fake_whip_ffmpeg(tmp_path, whip=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: str(exe))  # the wheel's is that one too
+    with pytest.raises(UsageError) as err:
+        find_ffmpeg(whip=True)
+    message = str(err.value)
+    assert "no ffmpeg here can push WebRTC" in message and "lacks the whip muxer" in message
+    assert "imageio-ffmpeg>=0.8.1" in message and err.value.exit_code == 2
+
+
+def test_an_explicit_ffmpeg_without_whip_is_refused_not_passed_over(tmp_path, monkeypatch):
+    exe = fake_whip_ffmpeg(tmp_path, whip=False)
+    monkeypatch.setenv("LINLY_PUSH_FFMPEG", str(exe))
+    with pytest.raises(UsageError, match=r"cannot push WebRTC: it lacks the whip muxer; point LINLY_PUSH_FFMPEG"):
+        find_ffmpeg(whip=True)
+
+
+WHIP_REFUSED_TCP = """\
+[tcp @ 0x7f945c06b780] Connection to tcp://127.0.0.1:1 failed: Connection refused
+[WHIP muxer @ 0x55699be13f00] Failed to request url=http://127.0.0.1:1/x, offer: v=0
+[out#0/whip @ 0x55ecca443900] Could not write header (incorrect codec parameters ?): Connection refused
+[vf#0:0 @ 0x55ecca44c240] Error sending frames to consumers: Connection refused
+[vf#0:0 @ 0x55ecca44c240] Task finished with error code: -111 (Connection refused)
+[out#0/whip @ 0x55ecca443900] Nothing was written into output file, because at least one of its streams received no packets.
+"""
+
+
+def test_a_whip_endpoint_that_is_not_listening_reads_as_the_connection_that_failed():
+    assert last_error(WHIP_REFUSED_TCP.splitlines()) == "Connection to tcp://127.0.0.1:1 failed: Connection refused"
+    assert hint(WHIP_REFUSED_TCP, "http://127.0.0.1:1/x") == "is the server at http://127.0.0.1:1/x running?"
+
+
+def test_the_whip_muxers_sdp_dump_is_not_an_error_line():
+    from linly_push.ffmpeg.diagnosis import is_sdp, parse_log_line
+
+    assert is_sdp(*parse_log_line("a=ssrc:2783859568 msid:FFmpeg video")[::2])
+    assert not is_sdp(*parse_log_line("[tcp @ 0x7f] [error] a=1 is not an option")[::2])
+
+
+@pytest.mark.parametrize(
+    ("line", "error", "refused"),
+    [
+        ("Could not write header (incorrect codec parameters ?): Server returned 401 Unauthorized (authorization failed)",
+         "the server answered 401 Unauthorized", True),
+        ("Could not write header (incorrect codec parameters ?): Server returned 404 Not Found", "the server answered 404 Not Found", True),
+        ("Could not write header (incorrect codec parameters ?): Server returned 5XX Server Error reply", "the server answered an error (5xx)", False),
+    ],
+)
+def test_a_whip_endpoints_http_answer_is_the_error(line, error, refused):
+    from linly_push.ffmpeg.diagnosis import refused as is_refused
+
+    assert last_error([f"[out#0/whip @ 0x55] {line}", "[vf#0:0 @ 0x5] Terminating thread with return code -1"]) == error
+    assert is_refused(line) is refused

@@ -71,6 +71,35 @@ def test_idles_in_silence_while_tts_has_nothing_then_speaks():
     drawer.close()
 
 
+def test_new_speech_cuts_the_idle_filler_placed_ahead_at_the_next_frame():
+    """What is on air answers at once: speech that arrives while idling starts at the next frame
+    boundary, not after the idle filler already placed ahead of it (``low_water``: 5 frames)."""
+    release = threading.Event()
+
+    def slow_tts():
+        release.wait(10)
+        yield speech(1000, 0.5, 1)
+
+    clock, source, drawer = clock_for(slow_tts, Numbered(), live=True, low_water=0.2)
+    ticks = clock.ticks()
+    idle = [next(ticks) for _ in range(10)]
+    release.set()
+    deadline = time.monotonic() + 10
+    while source._queue.qsize() == 0:  # the speech is ready for the clock to take
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    rest = list(ticks)
+    first = next(t.index for t in rest if (t.audio == 1000).any())
+    assert first <= rest[0].index + 1, (rest[0].index, first)  # the frame about to go may stay
+    assert clock.placed_frames - idle[-1].index < 40  # and the filler it cut is not played later
+    said = np.concatenate([t.audio[:, 0] for t in rest])
+    assert int((said == 1000).sum()) == 4000
+    assert sum(len(t.audio) for t in idle + rest) == frame_start(rest[-1].index + 1, VIDEO.fps, AUDIO.sample_rate)
+    assert [int(t.frame[0]) for t in rest if (t.audio == 1000).any()][1:] == [201] * 12  # the speech's frames drawn as speech
+    source.stop()
+    drawer.close()
+
+
 def test_shows_the_last_frame_again_instead_of_drawing_late_ones():
     avatar = Numbered(delay=4 / VIDEO.fps)  # four frames' time to draw one
     clock, source, drawer = clock_for([Segment(np.zeros((8000, 1), np.int16), Kind.PAUSE)], avatar, live=True)

@@ -33,6 +33,8 @@ def test_expand_error_never_shows_other_values():
         ("rtmp://h/live/k", "rtmp"),
         ("RTMPS://h:443/live/k", "rtmp"),
         ("srt://h:9000?streamid=k", "srt"),
+        ("http://127.0.0.1:1985/rtc/v1/whip/?app=live&stream=k", "whip"),
+        ("HTTPS://h/k/whip", "whip"),
         ("out/show.mp4", "file"),
         ("/abs/show.flv", "file"),
         ("C:\\videos\\show.mkv", "file"),
@@ -42,11 +44,11 @@ def test_kind(target, kind):
     assert urls.kind(target) == kind
 
 
-@pytest.mark.parametrize("target", ["http://h/live/KEY", "udp://127.0.0.1:1234", "rtp://h:5000"])
+@pytest.mark.parametrize("target", ["ws://h/live/KEY", "udp://127.0.0.1:1234", "rtp://h:5000"])
 def test_kind_rejects_other_schemes_naming_the_supported_ones(target):
     with pytest.raises(UsageError) as err:
         urls.kind(target)
-    assert "rtmp://, rtmps:// or srt://" in str(err.value)
+    assert "rtmp://, rtmps://, srt://, or a WHIP endpoint at http(s)://" in str(err.value)
     assert "KEY" not in str(err.value)
 
 
@@ -61,6 +63,14 @@ def test_kind_rejects_other_schemes_naming_the_supported_ones(target):
         ("rtmp://host/app", "rtmp://host/****"),  # a lone segment may be a key: over-masking is safe
         ("rtmp://127.0.0.1:1/sk_live_SECRET", "rtmp://127.0.0.1:1/****"),  # no key segment: nothing to hide
         ("out/show.mp4", "out/show.mp4"),
+        # WHIP: the query (SRS's app, stream and secret) and any segment that looks like a key
+        ("http://127.0.0.1:1985/rtc/v1/whip/?app=live&stream=KEY", "http://127.0.0.1:1985/rtc/v1/whip/?****"),
+        ("http://127.0.0.1:8889/anchor/whip", "http://127.0.0.1:8889/anchor/whip"),
+        (
+            "https://customer-x.cloudflarestream.com/0123456789abcdef0123456789abcdefk/webRTC/publish",
+            "https://customer-x.cloudflarestream.com/****/webRTC/publish",
+        ),
+        ("https://h/api/whip/stream42ab/x", "https://h/api/whip/****/x"),
     ],
 )
 def test_mask(url, masked):
@@ -156,3 +166,15 @@ def test_a_missing_variable_names_it_and_no_other_value():
     with pytest.raises(UsageError) as err:
         urls.target("rtmp://host/${APP}/${NOPE}", ENV)
     assert "NOPE" in str(err.value) and "s3cret" not in str(err.value)
+
+
+def test_whip_url_needs_a_path():
+    with pytest.raises(UsageError, match=r"has no path: give the WHIP endpoint's whole URL"):
+        urls.check("http://127.0.0.1:1985/")
+
+
+def test_whip_keys_in_the_path_are_secrets():
+    url = "https://customer-x.cloudflarestream.com/0123456789abcdef0123456789abcdefk/webRTC/publish"
+    scrub = urls.Redactor([urls.Target.plain(url)])
+    text = "[whip @ 0x1] Failed to POST to 0123456789abcdef0123456789abcdefk/webRTC/publish"
+    assert "0123456789abcdef" not in scrub(text) and "webRTC/publish" in scrub(text)

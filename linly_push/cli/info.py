@@ -56,7 +56,7 @@ def presets_show(
 
 def backends() -> None:
     """The TTS and avatar backends installed, whether each can start here (each is imported and
-    tried, which takes a moment), and the ffmpeg in use."""
+    tried, which takes a moment), the ffmpeg in use, and the one that pushes WebRTC (WHIP)."""
     # Names and kinds stay whole; in a narrow terminal the status (install hints) and the
     # description share what is left and wrap.
     table = Table(box=None)
@@ -76,6 +76,12 @@ def backends() -> None:
     console.print(table)
     try:
         ff = find_ffmpeg()
-        console.print(f"\nffmpeg {ff.version}: {ff.path} [dim](from {ff.source})[/]")
+        console.print(f"\nffmpeg {ff.version}: {escape(ff.path)} [dim](from {ff.source})[/]")
     except LinlyPushError as exc:
-        console.print(f"\n[red]ffmpeg: {exc}[/]")
+        console.print(f"\n[red]ffmpeg: {escape(str(exc))}[/]")
+        return
+    try:
+        wf = ff if ff.whip else find_ffmpeg(whip=True)
+        console.print(f"WebRTC (WHIP): ffmpeg {wf.version}: {escape(wf.path)} [dim](from {wf.source})[/]")
+    except LinlyPushError as exc:
+        console.print(f"[yellow]WebRTC (WHIP): {escape(str(exc))}[/]")

@@ -138,7 +138,7 @@ def live(
     audio: AudioOpt = None,
     rundown: RundownOpt = None,
     confine: ConfineOpt = False,
-    url: Annotated[Optional[list[str]], typer.Option("--url", "-u", metavar="URL", help=f"Where to push: rtmp://, rtmps:// or srt://. Repeat to push to several at once (one that fails is retried without stopping the others). Write the key as ${{VAR}} (single quotes) to keep it out of shell history. Default: ${URL_ENV}, then the preset's live.url.")] = None,
+    url: Annotated[Optional[list[str]], typer.Option("--url", "-u", metavar="URL", help=f"Where to push: rtmp://, rtmps://, srt://, or a WebRTC (WHIP) endpoint at http(s):// (its token from the variable --set whip.token_env=NAME names). Repeat to push to several at once (one that fails is retried without stopping the others). Write the key as ${{VAR}} (single quotes) to keep it out of shell history. Default: ${URL_ENV}, then the preset's live.url.")] = None,
     record: Annotated[Optional[Path], typer.Option("--record", "-r", metavar="FILE", help="Also record what goes on air (.mkv or .flv survive a crash best; .mp4 works). After a reconnect, recording goes on in FILE-2, FILE-3, ...")] = None,
     preset: PresetOpt = presets_mod.DEFAULT_PRESET,
     sets: SetOpt = None,
@@ -151,7 +151,7 @@ def live(
     control: Annotated[Optional[str], typer.Option("--control", metavar="HOST:PORT", help="Serve the control API (say, interrupt, queue, events, metrics; a page at /) while on air, e.g. --control 8750 (on 127.0.0.1) or 0.0.0.0:8750 (needs LINLY_PUSH_CONTROL_TOKEN). Without a script the show idles until told what to say, and runs until stopped. See README 'Control API'.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Broadcast a script, recordings or a rundown live, in real time, to RTMP or SRT servers.
+    """Broadcast a script, recordings or a rundown live, in real time, to RTMP, SRT or WebRTC (WHIP) servers.
 
     Between sentences, and while waiting for more text on standard input, the avatar idles and silence plays: the stream stays up. When the server drops or stalls, linly-push reconnects with backoff (the preset's reconnect settings) and resumes at the start of the sentence that was cut.
 
@@ -167,6 +167,8 @@ def live(
           --url rtmp://127.0.0.1/live/test
       linly-push live --rundown show.toml --at 20:00 --warmup 60 --preset hd
       linly-push live --script promo.txt --loop --duration 2h
+      linly-push live --script talk.txt \\
+          --url 'http://127.0.0.1:1985/rtc/v1/whip/?app=live&stream=anchor'
     """
     start = parse_start(at, datetime.now().astimezone()) if at is not None else None
     length = parse_duration(duration) if duration is not None else None

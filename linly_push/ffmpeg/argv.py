@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg as ffmpeg_python
 
 from .. import urls
 from ..errors import UsageError
-from ..presets import AudioSettings, VideoSettings
+from ..presets import AudioSettings, VideoSettings, WhipSettings
 
 # File outputs: extension -> muxer. MP4 and MOV get +faststart (index moved to the front).
 FILE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".flv": "flv", ".ts": "mpegts"}
@@ -23,32 +24,89 @@ LIVE_TIMEOUT_US = 5_000_000  # a server that stops reading fails the write after
 FIFO_SECONDS = 2  # fan-out: how far (in packets) a destination may fall behind before some are dropped
 AAC_FRAME = 1024  # samples per AAC packet
 RECORD_CLUSTER_MS = 1000
+OPUS_RATE = 48000  # the only rate WebRTC's Opus is signalled at
+# Containers that hold Opus as ffmpeg writes them (and players read them back).
+OPUS_CONTAINERS = frozenset({"matroska", "mp4", "mpegts"})
 
 
-def encode_options(video: VideoSettings, audio: AudioSettings) -> dict[str, object]:
-    """The encoders and their settings, as ffmpeg output options: the same for every output."""
+@dataclass(frozen=True)
+class Encode:
+    """What one ffmpeg encodes for all its destinations: the video once, the audio once per codec.
+
+    RTMP and SRT take AAC, WHIP takes Opus; a recording takes AAC when it is encoded anyway,
+    else Opus where its container holds it. With a WHIP destination the one video encode is
+    WebRTC's (constrained baseline, no B-frames, ``[whip]``'s keyframe interval) for every
+    destination: a second x264 encode would cost more than the whole rest of the pipeline.
+    """
+
+    webrtc: bool  # a WHIP destination is among them
+    audio: tuple[str, ...]  # the audio codecs, in stream order: "aac", "opus"
+    cbr: bool  # pad the video to a constant rate: only where RTMP or SRT (platforms) take it
+
+    def audio_stream(self, target: str) -> int:
+        """Which of the audio streams ``target`` gets."""
+        kind = urls.kind(target)
+        if kind == "whip":
+            want = "opus"
+        elif kind == "file" and "aac" not in self.audio and _file_muxer(target) in OPUS_CONTAINERS:
+            want = "opus"
+        else:
+            want = "aac"
+        return self.audio.index(want)
+
+
+def plan(outputs: Sequence[str], video: VideoSettings) -> Encode:
+    """The encodes ``outputs`` need (see ``Encode``)."""
+    kinds = [urls.kind(o) for o in outputs]
+    webrtc = "whip" in kinds
+    codecs = ["opus"] if webrtc else []
+    pushes_aac = any(k in ("rtmp", "srt") for k in kinds)
+    files_aac = any(k == "file" and (not webrtc or _file_muxer(o) not in OPUS_CONTAINERS) for k, o in zip(kinds, outputs))
+    if pushes_aac or files_aac:
+        codecs.insert(0, "aac")
+    cbr = video.cbr and (not webrtc or pushes_aac or any(k == "file" for k in kinds))
+    return Encode(webrtc=webrtc, audio=tuple(codecs), cbr=cbr)
+
+
+def encode_options(
+    video: VideoSettings, audio: AudioSettings, encode: Encode | None = None, whip: WhipSettings | None = None,
+) -> dict[str, object]:
+    """The encoders and their settings, as ffmpeg output options (per audio stream where there
+    are two). By default one AAC stream, as for RTMP."""
+    encode = encode or Encode(webrtc=False, audio=("aac",), cbr=video.cbr)
+    whip = whip or WhipSettings()
+    gop = max(1, round(whip.gop_seconds * video.fps)) if encode.webrtc else video.gop
     opts: dict[str, object] = {
         "c:v": "libx264",
         "preset": video.x264_preset,
         "pix_fmt": "yuv420p",
         "b:v": video.bitrate,
-        "g": video.gop,
-        "keyint_min": video.fps,
+        "g": gop,
+        "keyint_min": min(video.fps, gop),
         "sc_threshold": 0,  # keyframes only on the GOP grid, as platforms expect
-        "c:a": "aac",
-        "aac_coder": audio.aac_coder,
-        "b:a": audio.bitrate,
-        "ar": audio.sample_rate,
-        "ac": audio.channels,
     }
+    if encode.webrtc:
+        # Browsers decode constrained baseline everywhere; B-frames would also reorder frames
+        # that WebRTC sends in the order they are shown.
+        opts.update({"profile:v": "baseline", "bf": 0})
     if video.tune:
         opts["tune"] = video.tune
     if video.maxrate:
         opts["maxrate"] = video.maxrate
     if video.bufsize:
         opts["bufsize"] = video.bufsize
-    if video.cbr:
+    if encode.cbr:
         opts["x264-params"] = "nal-hrd=cbr"  # filler keeps the rate flat; needs maxrate and bufsize
+    for i, codec in enumerate(encode.audio):
+        one = len(encode.audio) == 1
+        a, per = ("a", "") if one else (f"a:{i}", f":a:{i}")
+        if codec == "aac":
+            settings: dict[str, object] = {"c": "aac", "aac_coder": audio.aac_coder, "b": audio.bitrate,
+                                           "ar": audio.sample_rate, "ac": audio.channels}
+        else:  # Opus in WebRTC is 48 kHz stereo; ffmpeg resamples our rate to it
+            settings = {"c": "libopus", "b": whip.opus_bitrate, "ar": OPUS_RATE, "ac": 2}
+        for key, value in settings.items():
+            opts[f"{key}:{a}" if key in ("c", "b") else f"{key}{per}"] = value
     return opts
 
 
@@ -65,11 +123,14 @@ def build_argv(
     *,
     video_fd: int,
     audio_fd: int,
+    whip: WhipSettings | None = None,
+    token: str | None = None,
 ) -> list[str]:
     """The ffmpeg command line reading raw video from ``video_fd`` and audio from ``audio_fd``.
 
-    ``output`` is one destination (a file, or an rtmp/rtmps/srt URL) or several: several are
-    fed from one encode through the tee muxer (see ``tee_spec``).
+    ``output`` is one destination (a file, an rtmp/rtmps/srt URL or a WHIP endpoint) or several:
+    several are fed from one encode (``plan``) through the tee muxer (see ``tee_spec``).
+    ``whip`` sets what a WHIP endpoint gets, and ``token`` is its bearer token.
     Raw inputs carry no timestamps: frame n is at n/fps and audio at its sample count, both from 0,
     so the stream stays in sync exactly as long as we feed audio and frames in step.
     Progress comes as key=value lines on stdout; the log, each line with its level, on stderr.
@@ -90,29 +151,33 @@ def build_argv(
     )
     layout = "mono" if audio.channels == 1 else "stereo"  # -ac alone makes ffmpeg guess, and warn
     a_in = ffmpeg_python.input(f"pipe:{audio_fd}", f="s16le", ar=audio.sample_rate, ch_layout=layout, **raw)
-    opts = encode_options(video, audio)
+    encode = plan(outputs, video)
+    opts = encode_options(video, audio, encode, whip)
     if len(outputs) == 1:
         target = outputs[0]
-        opts.update(_muxer_options(target))
+        opts.update(_muxer_options(target, token))
     else:
         # MP4, MKV and FLV want the codec headers out of band; the tee hands one encode to all.
         opts.update(f="tee", flags="+global_header")
-        target = tee_spec(outputs, video, audio)
-    out = ffmpeg_python.output(v_in.video, a_in.audio, target, **opts)
+        target = tee_spec(outputs, video, audio, token=token)
+    out = ffmpeg_python.output(v_in.video, *[a_in.audio] * len(encode.audio), target, **opts)
     head = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", LOG_LEVEL, "-nostats", "-progress", "pipe:1"]
     files = any(urls.kind(o) == "file" for o in outputs)
     return head + (["-y"] if files else []) + ffmpeg_python.get_args(out)
 
 
-def check_argv(ffmpeg: str, video: VideoSettings, audio: AudioSettings) -> list[str]:
-    """A dry run of the encoders with ``video`` and ``audio``: a few frames of a test pattern and
-    silence, encoded and thrown away (``-f null``)."""
+def check_argv(
+    ffmpeg: str, video: VideoSettings, audio: AudioSettings, outputs: Sequence[str] = (), whip: WhipSettings | None = None,
+) -> list[str]:
+    """A dry run of the encoders ``outputs`` need (by default, RTMP's) with ``video`` and
+    ``audio``: a few frames of a test pattern and silence, encoded and thrown away (``-f null``)."""
     size, layout = f"{video.width}x{video.height}", "mono" if audio.channels == 1 else "stereo"
+    encode = plan(outputs, video) if outputs else None
     v_in = ffmpeg_python.input(f"color=black:s={size}:r={video.fps}", f="lavfi")
     a_in = ffmpeg_python.input(f"anullsrc=r={audio.sample_rate}:cl={layout}", f="lavfi")
-    out = ffmpeg_python.output(v_in.video, a_in.audio, "-", f="null", t=0.2, **encode_options(video, audio))
+    streams = [a_in.audio] * (len(encode.audio) if encode else 1)
+    out = ffmpeg_python.output(v_in.video, *streams, "-", f="null", t=0.2, **encode_options(video, audio, encode, whip))
     return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "level+error", "-nostats", *ffmpeg_python.get_args(out)]
-
 
 
 def destinations(output: str | Sequence[str]) -> tuple[str, ...]:
@@ -127,17 +192,23 @@ def destinations(output: str | Sequence[str]) -> tuple[str, ...]:
     return outputs
 
 
-def _muxer_options(target: str) -> dict[str, object]:
-    """The container and its options for one destination."""
+def _file_muxer(target: str) -> str:
+    ext = Path(target).suffix.lower()
+    if ext not in FILE_FORMATS:
+        raise UsageError(f"cannot tell the container of {target!r}: use one of {', '.join(FILE_FORMATS)}")
+    return FILE_FORMATS[ext]
+
+
+def _muxer_options(target: str, token: str | None = None) -> dict[str, object]:
+    """The container and its options for one destination; ``token`` is a WHIP endpoint's."""
     kind = urls.kind(target)
     if kind == "rtmp":
         return {"f": "flv", "flvflags": "no_duration_filesize", "rw_timeout": LIVE_TIMEOUT_US}
     if kind == "srt":
         return {"f": "mpegts", "rw_timeout": LIVE_TIMEOUT_US}
-    ext = Path(target).suffix.lower()
-    if ext not in FILE_FORMATS:
-        raise UsageError(f"cannot tell the container of {target!r}: use one of {', '.join(FILE_FORMATS)}")
-    muxer = FILE_FORMATS[ext]
+    if kind == "whip":
+        return {"f": "whip", **({"authorization": token} if token else {})}
+    muxer = _file_muxer(target)
     return {"f": muxer, "movflags": "+faststart"} if muxer in ("mp4", "mov") else {"f": muxer}
 
 
@@ -181,7 +252,7 @@ def tee_order(outputs: Sequence[str]) -> list[str]:
     return sorted(outputs, key=lambda t: urls.kind(t) != "file")
 
 
-def tee_spec(outputs: Sequence[str], video: VideoSettings, audio: AudioSettings) -> str:
+def tee_spec(outputs: Sequence[str], video: VideoSettings, audio: AudioSettings, *, token: str | None = None) -> str:
     """The tee muxer's argument for several destinations: files first, then URLs, each in order.
 
     At the end ffmpeg closes them in that order, so the recordings are complete even while a
@@ -194,13 +265,17 @@ def tee_spec(outputs: Sequence[str], video: VideoSettings, audio: AudioSettings)
       later, unless onfail=abort is written out.)
     - Files: ``onfail=ignore`` beside any URL (a full disk does not end the broadcast: ``Watch``
       reports it), else ``onfail=abort``.
+    - With two audio encodes (AAC and Opus, see ``plan``), each takes the video and its own audio.
     """
     live = [t for t in outputs if urls.kind(t) != "file"]
     fifo = ":".join(f"{k}={v}" for k, v in fifo_options(video, audio).items())
+    encode = plan(outputs, video)
     slaves = []
     for target in tee_order(outputs):
-        muxer = _muxer_options(target)
+        muxer = _muxer_options(target, token)
         options: dict[str, object] = {"f": muxer.pop("f")}
+        if len(encode.audio) > 1:
+            options["select"] = f"v,a:{encode.audio_stream(target)}"
         if urls.kind(target) == "file":
             options["onfail"] = "ignore" if live else "abort"
             if live and options["f"] == "matroska":

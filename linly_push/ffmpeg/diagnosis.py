@@ -24,8 +24,16 @@ _GENERIC = re.compile(
     r"^(Conversion failed!|Exiting normally|Error opening output files?\b|Last message repeated"
     r"|Terminating thread with return code|Task finished with error code|Nothing was written"
     r"|Thread message queue blocking|Slave muxer #\d+ failed, aborting|Could not write header"
-    r"|Error initializing output stream|Error sending frames to consumers|Error muxing a packet)"
+    r"|Error initializing output stream|Error sending frames to consumers|Error muxing a packet"
+    r"|Failed to request url=)"  # the WHIP muxer's; the HTTP or TCP line before it says why
 )
+# The WHIP muxer logs its whole SDP offer after an error: lines of "x=..." without a level.
+_SDP = re.compile(r"^[a-z]=")
+
+
+def is_sdp(level: str | None, message: str) -> bool:
+    """Whether a line of ffmpeg's log is part of an SDP dump (no use to people reading errors)."""
+    return level is None and bool(_SDP.match(message))
 _PREFIX = re.compile(r"^(\[[^\]]+ @ (0x)?[0-9a-fA-F]+\]\s*)+")
 _LEVEL_TAG = re.compile(r"^\[(quiet|panic|fatal|error|warning|info|verbose|debug|trace)\] ")
 _LOGGED = re.compile(r"^((?:\[[^\]]+ @ (?:0x)?[0-9a-fA-F]+\] )*)\[(panic|fatal|error|warning|info|verbose|debug|trace)\] ?(.*)$")
@@ -46,9 +54,28 @@ def parse_log_line(line: str) -> tuple[str | None, str, str]:
 _SLAVE = re.compile(r"^Slave '\[[^\]]*\](.*)': ")  # the tee names an output with its options
 
 
+# ffmpeg's words for an HTTP error status (a WHIP endpoint's answer): "Server returned 404 Not
+# Found", or for a status it has no name for, "Server returned 5XX Server Error reply".
+_HTTP_STATUS = re.compile(r"Server returned (\d\d\d|[45]XX) ([^()\n]*?)(?: \(|\)|$)", re.MULTILINE)
+# Statuses that a retry would get again: the request itself is wrong (a 408 or 429 may pass).
+FINAL_STATUSES = {400, 401, 403, 404, 405, 410, 415}
+
+
+def http_status(text: str) -> tuple[str, str] | None:
+    """The HTTP status (``"401"``, or ``"5XX"`` when ffmpeg does not say which) and its reason,
+    when ffmpeg says the server answered one."""
+    m = _HTTP_STATUS.search(text)
+    return (m.group(1), m.group(2).strip()) if m else None
+
+
 def last_error(lines: Iterable[str]) -> str | None:
     """The last line of ffmpeg's stderr that says what failed, without its ``[muxer @ 0x..]`` tag
-    (and, for an output of the tee, without the tee's options)."""
+    (and, for an output of the tee, without the tee's options); an HTTP server's answer, where
+    there is one, as that."""
+    lines = list(lines)
+    if status := http_status("\n".join(lines)):
+        code, reason = status
+        return f"the server answered an error ({code.lower()})" if code.endswith("XX") else f"the server answered {code} {reason}".rstrip()
     for line in reversed([_PREFIX.sub("", ln).strip() for ln in lines]):
         if line and not _GENERIC.match(line):
             return _SLAVE.sub(r"\1: ", line)
@@ -63,16 +90,20 @@ def dry_run_error(stderr: str) -> str | None:
     return next((ln for ln in lines if not _GENERIC.match(ln) and not ln.startswith("Error initializing")), None)
 
 
-def hint(text: str, output: str | Sequence[str], show: Callable[[str], str] = urls.mask) -> str | None:
+def hint(
+    text: str, output: str | Sequence[str], show: Callable[[str], str] = urls.mask, *, token: bool = False,
+) -> str | None:
     """A suggestion for a failure whose stderr is ``text``, writing to ``output`` (one or several).
 
     With several, the hint is about the one ``text`` names (masked or not), else the first URL.
-    ``show`` is how to name an output (masked).
+    ``show`` is how to name an output (masked); ``token``: whether a WHIP token was sent.
     """
     outputs = (output,) if isinstance(output, str) else tuple(output)
     named = [o for o in outputs if o in text or show(o) in text]
     output = (named or [o for o in outputs if urls.kind(o) != "file"] or list(outputs))[0]
     where = show(output)
+    if urls.kind(output) == "whip" and (status := http_status(text)):
+        return _whip_hint(status[0], where, token)
     if "Connection refused" in text or re.search(r"Connection to \S+ failed", text):  # SRT says only that
         return f"is the server at {where} running?"
     if "timed out" in text.lower():
@@ -91,6 +122,30 @@ def hint(text: str, output: str | Sequence[str], show: Callable[[str], str] = ur
     if urls.kind(output) == "file":
         return file_hint(text, Path(output))
     return None
+
+
+def _whip_hint(status: str, where: str, token: bool) -> str:
+    if status in ("401", "403") and token:
+        return f"the WHIP endpoint at {where} refused the token: check the one whip.token_env names"
+    if status in ("401", "403"):
+        return (
+            f"the WHIP endpoint at {where} wants a token: put it in an environment variable and"
+            " name that with --set whip.token_env=NAME"
+        )
+    if status == "404":
+        return (
+            f"there is no WHIP endpoint at {where}: check the URL (SRS: /rtc/v1/whip/?app=APP&stream=NAME;"
+            " mediamtx: /NAME/whip) and that the server has WebRTC enabled"
+        )
+    if status.startswith("5"):
+        return f"the WHIP endpoint at {where} failed on its side; check its log"
+    return f"the WHIP endpoint at {where} refused the offer"
+
+
+def refused(text: str) -> bool:
+    """Whether ffmpeg's log says a server refused in a way a retry would not change."""
+    status = http_status(text)
+    return status is not None and status[0].isdigit() and int(status[0]) in FINAL_STATUSES
 
 
 def file_hint(text: str, path: Path) -> str | None:

@@ -9,10 +9,11 @@ import errno
 import functools
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import OutputError, UsageError
-from ..presets import AudioSettings, VideoSettings
+from ..presets import AudioSettings, VideoSettings, WhipSettings
 from .argv import FILE_FORMATS, check_argv
 from .diagnosis import dry_run_error, file_hint
 
@@ -27,21 +28,25 @@ def _dry_run(argv: tuple[str, ...]) -> tuple[int, str]:
 
 
 # Settings a dry run's error may name, by the value ffmpeg quotes back.
-def _settings(video: VideoSettings, audio: AudioSettings) -> list[tuple[str, str]]:
-    named = [(f"video.{k}", v) for k, v in video.model_dump().items()] + [(f"audio.{k}", v) for k, v in audio.model_dump().items()]
+def _settings(video: VideoSettings, audio: AudioSettings, whip: WhipSettings | None) -> list[tuple[str, str]]:
+    tables = {"video": video, "audio": audio, **({"whip": whip} if whip else {})}
+    named = [(f"{t}.{k}", v) for t, table in tables.items() for k, v in table.model_dump().items()]
     return [(k, str(v)) for k, v in named if isinstance(v, str) and v]
 
 
-def check_encoder(ffmpeg: str, video: VideoSettings, audio: AudioSettings) -> None:
+def check_encoder(
+    ffmpeg: str, video: VideoSettings, audio: AudioSettings, outputs: Sequence[str] = (), whip: WhipSettings | None = None,
+) -> None:
     """UsageError naming the setting when the ffmpeg that will run rejects the encoder settings
-    (an unknown x264 tune, a bit rate it cannot parse): found before anything goes on air, not
-    as a connection that keeps failing. Each set of settings is tried once per process."""
-    code, stderr = _dry_run(tuple(check_argv(ffmpeg, video, audio)))
+    (an unknown x264 tune, a bit rate it cannot parse) for ``outputs``: found before anything
+    goes on air, not as a connection that keeps failing. Each set of settings is tried once per
+    process."""
+    code, stderr = _dry_run(tuple(check_argv(ffmpeg, video, audio, outputs, whip)))
     if code == 0 or "lavfi" in stderr:
         return  # fine, or a build without the test sources: the real run will tell
     reason = dry_run_error(stderr) or f"it exited with code {code}"
     quoted = ("'{}'", '"{}"', " {}.", "{}/", "/{}.")
-    named = [k for k, v in _settings(video, audio) if any(q.format(v) in reason for q in quoted)]
+    named = [k for k, v in _settings(video, audio, whip) if any(q.format(v) in reason for q in quoted)]
     # Two settings may share a value ("fast"): the one whose name the message uses is meant.
     named = [k for k in named if k.split(".")[1].split("_")[-1] in reason] or named
     which = f" (check {', '.join(named)})" if named else " (check the preset's [video] and [audio] settings)"

@@ -33,8 +33,8 @@ from typing import IO
 import numpy as np
 
 from .. import urls
-from ..errors import OutputError
-from ..presets import AudioSettings, VideoSettings
+from ..errors import OutputError, Refused
+from ..presets import AudioSettings, VideoSettings, WhipSettings
 from .argv import build_argv, destinations
 from .binary import find_ffmpeg
 from .diagnosis import (
@@ -43,9 +43,11 @@ from .diagnosis import (
     Progress,
     Watch,
     hint,
+    is_sdp,
     last_error,
     parse_log_line,
     progress_reports,
+    refused,
 )
 
 
@@ -92,6 +94,8 @@ class FFmpegSink:
         *,
         ffmpeg: str | None = None,  # a binary to run as is; find_ffmpeg() by default
         redactor: urls.Redactor | None = None,
+        whip: WhipSettings | None = None,  # what a WHIP endpoint gets
+        token: str | None = None,  # a WHIP endpoint's bearer token
         queue_seconds: float = 1.0,
         stall_seconds: float = 30.0,
         stderr_lines: int = 50,
@@ -112,7 +116,8 @@ class FFmpegSink:
         self._stall = stall_seconds
         self._stderr: deque[str] = deque(maxlen=stderr_lines)
         self._stderr_lock = threading.Lock()  # the reader thread appends while others copy
-        self._argv = build_argv(ffmpeg or "ffmpeg", video, audio, self.outputs, video_fd=3, audio_fd=4)
+        self._whip, self._token = whip, token
+        self._argv = build_argv(ffmpeg or "ffmpeg", video, audio, self.outputs, video_fd=3, audio_fd=4, whip=whip, token=token)
         self._proc: subprocess.Popen[bytes] | None = None
         self._queues: list[queue.Queue[bytes | None]] = []
         self._writers: list[threading.Thread] = []
@@ -135,7 +140,9 @@ class FFmpegSink:
             raise RuntimeError("FFmpegSink already started")
         binary = self._ffmpeg or find_ffmpeg().path
         (vr, vw), (ar, aw) = os.pipe(), os.pipe()
-        self._argv = build_argv(binary, self.video, self.audio, self.outputs, video_fd=vr, audio_fd=ar)
+        self._argv = build_argv(
+            binary, self.video, self.audio, self.outputs, video_fd=vr, audio_fd=ar, whip=self._whip, token=self._token,
+        )
         self.last_progress = time.monotonic()
         try:
             self._proc = subprocess.Popen(
@@ -347,7 +354,9 @@ class FFmpegSink:
         return self._proc
 
     def _redact(self, text: str) -> str:
-        return self._redactor(text)
+        text = self._redactor(text)
+        # The token is a secret whatever redactor the caller gave.
+        return text.replace(self._token, urls.MASK) if self._token else text
 
     def _frame_data(self, frame: bytes | bytearray | memoryview | np.ndarray | None) -> bytes | memoryview:
         if frame is None:
@@ -409,6 +418,8 @@ class FFmpegSink:
             if not line:
                 continue
             level, tags, message = parse_log_line(line)
+            if is_sdp(level, message):
+                continue
             level = last = level or last  # a line without a level continues the one before
             change = self._watch.feed(tags, message)
             if change is not None:
@@ -453,5 +464,7 @@ class FFmpegSink:
         if line is None and self._write_error is not None:
             line = f"writing to ffmpeg: {self._write_error.strerror}"
         message = f"{what}: {line}" if line else what
-        tip = hint("\n".join(tail), self.outputs, self.show)
-        return OutputError(self._redact(f"{message} ({tip})" if tip else message))
+        text = "\n".join(tail)
+        tip = hint(text, self.outputs, self.show, token=self._token is not None)
+        kind = Refused if refused(text) else OutputError
+        return kind(self._redact(f"{message} ({tip})" if tip else message))
