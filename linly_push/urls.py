@@ -90,7 +90,8 @@ def check(url: str, shown: str | None = None) -> None:
     except ValueError as exc:
         raise UsageError(f"{where!r} is not a valid URL: {exc}") from None
     if not u.hostname:
-        raise UsageError(f"{where!r} has no host: write {u.scheme}://HOST/... (e.g. {u.scheme}://127.0.0.1/live/test)")
+        example = "127.0.0.1:1985/rtc/v1/whip/?app=live&stream=test" if what == "whip" else "127.0.0.1/live/test"
+        raise UsageError(f"{where!r} has no host: write {u.scheme}://HOST/... (e.g. {u.scheme}://{example})")
     if what == "rtmp" and not u.path.strip("/"):
         raise UsageError(f"{where!r} has no application and stream key: write {u.scheme}://HOST/APP/KEY")
     if what == "srt" and port is None:

@@ -236,15 +236,44 @@ def _luma_steps(frames: list[np.ndarray]) -> np.ndarray:
 
 
 def test_the_loop_point_has_no_jump(clips: dict[str, Path]) -> None:
-    raw = _frames(_avatar(idle=clips["smooth"], seam=0), _quiet(100))  # 50 frames, played twice
+    # The whole clip (min_loop=1), no seam: a plain wrap, which jumps; the test can tell.
+    raw = _frames(_avatar(idle=clips["smooth"], seam=0, min_loop=1.0), _quiet(100))  # 50 frames, twice
     steps = _luma_steps(raw)
     within = steps[:49]
-    assert steps[49] > 4 * np.median(within)  # a plain wrap jumps: the test can tell
-    looped = _frames(_avatar(idle=clips["smooth"], seam=0.5), _quiet(100))  # a loop of 50 - 12 frames
+    assert steps[49] > 4 * np.median(within)
+    looped = _frames(_avatar(idle=clips["smooth"], seam=0.5, min_loop=1.0), _quiet(100))  # 50 - 12 frames
     assert looped[0] is looped[38] and looped[0] is not looped[37]
     seamed = _luma_steps(looped)
     assert seamed[37] < 1.5 * np.median(within)  # across the loop point
     assert seamed.max() < 1.2 * within.max()  # and nowhere worse than the clip itself
+
+
+def test_the_loop_is_the_stretch_where_the_clip_matches_itself_best(tmp_path: Path) -> None:
+    """A clip whose end differs from its start (a dark lead-in and a bright tail around a
+    brightness wave of 1.2 s): the loop is a whole number of waves from inside it, and never jumps."""
+    wave = "128+60*sin(2*PI*(T-0.4)/1.2)"
+    lum = f"if(lt(T,0.4),30,if(lt(T,3.0),{wave},230))"  # waves from frame 10 to 74
+    clip = _make(tmp_path / "lead.mp4", f"color=c=gray:s=160x90:d=3.4,format=yuv420p,geq=lum='{lum}':cb=128:cr=128")
+    avatar = _avatar(idle=clip, seam=0)
+    period = round(1.2 * FPS)  # 30 frames
+    assert len(avatar._idle.frames) == 2 * period  # the longest whole number of waves inside
+    frames = _frames(avatar, _quiet(3 * 2 * period))
+    steps = _luma_steps(frames)
+    assert steps.max() < 1.5 * np.percentile(steps, 95)  # across each loop point too
+    shown = [float(_planes(f)[0].mean()) for f in frames]
+    assert 40 < min(shown) and max(shown) < 220  # neither the lead-in nor the tail is shown
+
+
+def test_loop_points_pure():
+    from linly_push.backends.avatars.loop import loop_points
+
+    t = np.arange(100, dtype=np.float32)
+    thumbs = np.stack([np.sin(2 * np.pi * t / 25), np.cos(2 * np.pi * t / 25)], axis=1) * 50
+    thumbs[90:] = 0  # a tail unlike the rest
+    start, end = loop_points(thumbs, seam=5, shortest=40)
+    assert (end - start) % 25 == 0 and end + 5 <= 90
+    assert loop_points(np.zeros((10, 4), np.float32), seam=2, shortest=3) == (0, 8)  # a still clip: the longest loop
+    assert loop_points(np.zeros((4, 4), np.float32), seam=2, shortest=3) == (0, 2)  # too short to choose
 
 
 # --- end to end -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import statistics
 import subprocess
 
@@ -193,3 +194,15 @@ def test_backends_names_the_ffmpeg_that_pushes_webrtc():
     r = linly("backends")
     assert r.returncode == 0, text(r)
     assert "WebRTC (WHIP): ffmpeg" in r.stdout.decode()
+
+
+def test_sigterm_ends_a_whip_push_cleanly_and_closes_the_session(whip, tmp_path):
+    live = Broadcast("--url", whip.url, "--script", write_script(tmp_path))
+    live.wait_for("sentence", 1)
+    session = whip.wait_session(1)
+    session.wait(video_frames=10, timeout=20)
+    live.proc.send_signal(signal.SIGTERM)
+    code, err = live.finish(timeout=30)
+    assert code == 143, err
+    assert err.strip().splitlines()[-1].startswith("linly-push: terminated")
+    assert session.ended.wait(10) and session.end_reason == "DELETE"  # ffmpeg closed the session itself

@@ -2,8 +2,9 @@
 while speaking (``avatar.talk``), chosen frame by frame from speech activity and crossfaded.
 
 Each clip is decoded once at start-up by ffmpeg to raw yuv420p at the stream's size and frame
-rate and kept in memory, its loop seam blended in advance; a frame is then a stored buffer,
-handed out as is, or a blend of two while switching.
+rate and kept in memory. The stretch of it that loops best is kept (``loop_points``: where the
+clip comes back closest to how it looked), its seam blended in advance; a frame is then a
+stored buffer, handed out as is, or a blend of two while switching.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class LoopOptions(BackendOptions):
     crossfade: float = Field(0.25, ge=0.0, le=2.0)  # seconds to blend from one clip to the other
     hold: float = Field(0.3, ge=0.0, le=5.0)  # seconds talk stays on after speech stops: no flip between words
     seam: float = Field(0.5, ge=0.0, le=5.0)  # seconds of each clip's end blended into its start
+    # The loop is chosen where the clip matches itself best, at least this share of it long.
+    min_loop: float = Field(0.6, ge=0.1, le=1.0)
     fit: Fit = "cover"  # cover: fill the frame, cropping; contain: show all of it, with borders
     background: Colour = "black"  # the colour of the borders with fit=contain
 
@@ -132,6 +135,54 @@ def blend(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return out.astype(np.uint8)
 
 
+THUMB_WIDTH = 32  # frames are compared as grey copies about this wide
+
+
+def thumbnails(frames: list[np.ndarray], video: VideoFormat) -> np.ndarray:
+    """Small grey copies of yuv420p ``frames``, one row each (float32): what ``loop_points``
+    compares. Block means of the luma plane, so noise and compression detail count little."""
+    w, h = video.width, video.height
+    f = max(1, w // THUMB_WIDTH)
+    tw, th = w // f, h // f
+    out = np.empty((len(frames), th * tw), np.float32)
+    for i, frame in enumerate(frames):
+        y = frame[: w * h].reshape(h, w)[: th * f, : tw * f].astype(np.float32)
+        out[i] = y.reshape(th, f, tw, f).mean(axis=(1, 3)).ravel()
+    return out
+
+
+def loop_points(thumbs: np.ndarray, seam: int, shortest: int) -> tuple[int, int]:
+    """Where a clip loops best: (start, end), the loop being frames start..end-1 and then start
+    again, chosen so that the jump back is a step the clip could have taken itself.
+
+    The frame that follows the loop's last in the clip (``end``) should look like the loop's
+    first (``start``), and the one before each alike, so that motion carries on too. Distances
+    are mean squared differences of ``thumbs`` (``thumbnails``). The ``seam`` frames from
+    ``end`` on must exist (``seamless`` blends them into the loop's start); the loop is at
+    least ``shortest`` frames; of loops that match equally well, the longer. A clip too short
+    for any choice loops whole, less its seam, as it is.
+    """
+    n = len(thumbs)
+    last = n - max(seam, 1)  # the latest ``end``: a real frame, with the seam's frames after it
+    if last - shortest < 0:
+        return 0, max(1, n - seam)
+    sq = np.einsum("ij,ij->i", thumbs, thumbs)
+    d = (sq[:, None] + sq[None, :] - 2.0 * (thumbs @ thumbs.T)) / thumbs.shape[1]  # d[i, j]
+    d = np.maximum(d, 0.0)
+    starts = np.arange(0, last - shortest + 1)
+    ends = np.arange(shortest, last + 1)
+    cost = d[np.ix_(starts, ends)]
+    # The frames before: for start 0 there is none, so its own match counts twice.
+    before = np.where(starts[:, None] > 0, d[np.ix_(np.maximum(starts - 1, 0), ends - 1)], cost)
+    cost = cost + before
+    length = ends[None, :] - starts[:, None]
+    cost = np.where(length >= shortest, cost, np.inf)
+    # Equal matches (a still clip): the longest loop, so it repeats as seldom as possible.
+    cost = cost + 1e-6 * (n - length)
+    i, j = np.unravel_index(np.argmin(cost), cost.shape)
+    return int(starts[i]), int(ends[j])
+
+
 def seamless(frames: list[np.ndarray], seam: int) -> list[np.ndarray]:
     """The clip as a loop that plays on without a jump: the last ``seam`` frames crossfade into
     the first ones, so the loop is ``seam`` frames shorter.
@@ -182,7 +233,11 @@ class LoopAvatar(Avatar):
             if key not in loaded:  # the same clip twice is decoded once
                 budget = MAX_BYTES - sum(len(c.frames) for c in loaded.values()) * video.frame_bytes
                 frames = decode(ffmpeg, key, video, o.fit, o.background, budget)
-                loaded[key] = Clip(seamless(frames, round(o.seam * fps)))
+                seam = round(o.seam * fps)
+                seam = min(seam, len(frames) // 2)
+                shortest = max(1, round(o.min_loop * (len(frames) - seam)))  # of the longest loop there can be
+                start, end = loop_points(thumbnails(frames, video), seam, shortest)
+                loaded[key] = Clip(seamless(frames[start : end + seam], seam))
             return loaded[key]
 
         self._idle = load("idle", o.idle)
