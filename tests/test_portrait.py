@@ -4,6 +4,8 @@ opens with the viseme, blinks, a still frame around the face, clear errors, and 
 from __future__ import annotations
 
 import itertools
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from PIL import Image
 from linly_push.backends import registry
 from linly_push.backends.avatars.portrait import Face, PortraitAvatar, PortraitOptions, find_face, load_photo, to_yuv420p
 from linly_push.timeline import FrameContext, Ticker, Timeline
-from linly_push.errors import InputError, UsageError
+from linly_push.errors import InputError, LinlyPushWarning, UsageError
 from linly_push.media import AudioFormat, Mark, Segment, VideoFormat, silence, to_int16
 from linly_push.video import rgb_to_yuv420p, yuv420p_to_rgb
 
@@ -284,3 +286,37 @@ def test_render_a_talking_photo(photos: dict[str, Path], tmp_path: Path) -> None
 def test_registered_as_the_portrait_avatar() -> None:
     assert registry.get("avatar", "portrait") is PortraitAvatar
     assert PortraitAvatar.missing() is None
+
+
+@pytest.mark.parametrize("enlarged", [True, False], ids=["small photo", "big photo"])
+def test_a_photo_too_small_for_a_sharp_frame_says_what_size_would_be(tmp_path: Path, enlarged: bool) -> None:
+    hd = VideoFormat(1280, 720, 30)
+    astronaut = skimage_data.astronaut()  # 512x512, the face about 190 px
+    photo = tmp_path / "photo.png"
+    big = Image.fromarray(astronaut).resize((1536, 1536), Image.LANCZOS)
+    (Image.fromarray(astronaut) if enlarged else big).save(photo)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LinlyPushWarning)
+        PortraitAvatar(hd, PortraitOptions(image=str(photo), detector="haar"))
+    said = [str(w.message) for w in caught if issubclass(w.category, LinlyPushWarning)]
+    if enlarged:
+        assert len(said) == 1 and "the photo (512x512) is enlarged" in said[0] and "at 1280x720" in said[0], said
+        size = re.search(r"at least (\d+)x(\d+)", said[0])
+        assert size and int(size.group(1)) > 512
+    else:
+        assert not said
+
+
+def test_an_open_mouth_shows_lower_teeth_where_the_shape_asks(photos: dict[str, Path]) -> None:
+    from linly_push.backends.avatars.portrait import Shape
+
+    avatar = _avatar(photos, head_motion=0)
+    mouth = avatar._mouth
+
+    def bright_below(shape: Shape) -> int:
+        """Light pixels (teeth) in the lower half of the opening's box."""
+        y = mouth.render(shape)[mouth._inner][..., 0]
+        return int((y[y.shape[0] // 2 :] > 150).sum())
+
+    without, with_teeth = Shape(0.8, lower=0.0), Shape(0.8, lower=1.0)
+    assert bright_below(with_teeth) > bright_below(without) + 0.5 * (mouth.box[2] - mouth.box[0])

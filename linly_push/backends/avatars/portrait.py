@@ -272,41 +272,55 @@ def load_photo(path: Path, background: tuple[int, int, int]) -> np.ndarray:
 
 
 def _resize(rgb: np.ndarray, k: float) -> np.ndarray:
+    """``rgb`` scaled by ``k``: area averaging to shrink (no aliasing), Lanczos to enlarge (the
+    sharpest of OpenCV's filters, without the blur of bicubic)."""
     import cv2
 
     h, w = rgb.shape[:2]
-    return cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    how = cv2.INTER_AREA if k < 1 else cv2.INTER_LANCZOS4
+    return cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=how)
 
 
 # Framing: the face takes 28-50 % of the frame's height; the photo covers the frame when that
 # allows, else it is shown whole with borders. The eyes sit 40 % down, the face centred across,
 # unless that would pull an edge of the photo into the frame.
 _FACE_MIN, _FACE_MAX, _EYES_AT = 0.28, 0.5, 0.4
+_SHARP = 1.25  # enlarging a photo more than this shows: say what photo would be sharp
 
 
 def fit(
     rgb: np.ndarray, face: Face, width: int, height: int, background: tuple[int, int, int]
 ) -> tuple[np.ndarray, Face]:
-    """The frame (HxWx3 RGB) showing the photo placed around its face, and the face in it."""
+    """The frame (HxWx3 RGB) showing the photo placed around its face, and the face in it.
+
+    The photo is scaled once (``_resize``) and then placed at whole pixels, without resampling
+    again. Enlarged by more than ``_SHARP``, a LinlyPushWarning says what photo would be sharp.
+    """
     import cv2
 
     ih, iw = rgb.shape[:2]
     cover = max(width / iw, height / ih)
     s = min(max(cover, _FACE_MIN * height / face.height), _FACE_MAX * height / face.height)
-    if s < 1:  # shrink once with area averaging (no aliasing), then place without resampling
+    if s > _SHARP:
+        warnings.warn(
+            f"portrait: the photo ({iw}x{ih}) is enlarged {s:.1f}x to frame its face at {width}x{height},"
+            f" which softens it: for a sharp picture use one of at least {math.ceil(iw * s)}x{math.ceil(ih * s)}"
+            f" (the face, forehead to chin, {math.ceil(face.height * s)} px tall or more)",
+            LinlyPushWarning,
+        )
+    if s != 1:
         rgb = _resize(rgb, s)
         sx, sy = rgb.shape[1] / iw, rgb.shape[0] / ih
         face = Face((face.points + 0.5) * (sx, sy) - 0.5, face.detector)
-        s = 1.0
-    ph, pw = rgb.shape[0] * s, rgb.shape[1] * s
-    cx = (face.eye_centre[0] + face.mouth_centre[0]) / 2 * s
-    ox = _clamp(width / 2 - cx, width - pw)
-    oy = _clamp(_EYES_AT * height - face.eye_centre[1] * s, height - ph)
-    ox, oy = (round(ox), round(oy)) if s == 1.0 else (ox, oy)
-    m = np.array([[s, 0, ox], [0, s, oy]], np.float64)
-    frame = cv2.warpAffine(rgb, m, (width, height), flags=cv2.INTER_CUBIC,
+    ph, pw = rgb.shape[:2]
+    cx = (face.eye_centre[0] + face.mouth_centre[0]) / 2
+    ox = round(_clamp(width / 2 - cx, width - pw))
+    oy = round(_clamp(_EYES_AT * height - face.eye_centre[1], height - ph))
+    m = np.array([[1, 0, ox], [0, 1, oy]], np.float64)
+    # Whole pixels: a copy, with the background where the photo does not reach.
+    frame = cv2.warpAffine(rgb, m, (width, height), flags=cv2.INTER_NEAREST,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=background)  # fmt: skip
-    return frame, face.moved(s, (ox, oy))
+    return frame, face.moved(1.0, (ox, oy))
 
 
 def _clamp(offset: float, slack: float) -> float:
@@ -427,13 +441,14 @@ class _Frame:
 @dataclass(frozen=True)
 class Shape:
     """A mouth shape: jaw opening (0-1, ``Viseme.openness``), width (>1 spread, <1 rounded), how
-    round the opening is, and how much upper teeth and tongue show (0-1)."""
+    round the opening is, and how much upper teeth, tongue and lower teeth show (0-1)."""
 
     open: float
     width: float = 1.0
     round: float = 0.0
     teeth: float = 0.0
     tongue: float = 0.0
+    lower: float = 0.0
 
     def toward(self, other: Shape, k: float) -> Shape:
         def step(a: float, b: float, q: float) -> float:
@@ -443,24 +458,27 @@ class Shape:
 
         return Shape(
             step(self.open, other.open, 0.02), step(self.width, other.width, 0.01), step(self.round, other.round, 0.1),
-            step(self.teeth, other.teeth, 0.1), step(self.tongue, other.tongue, 0.1),
+            step(self.teeth, other.teeth, 0.1), step(self.tongue, other.tongue, 0.1), step(self.lower, other.lower, 0.1),
         )  # fmt: skip
 
 
 _V = Viseme
-# Width, roundness, teeth, tongue per viseme (the opening is its openness): spread for E, I, SZ;
-# rounded and narrow for O, U, CH; lips pressed a little for MBP.
+# Width, roundness, upper teeth, tongue, lower teeth per viseme (the opening is its openness):
+# spread for E, I, SZ, with both rows of teeth; rounded and narrow for O, U, CH; lips pressed a
+# little for MBP; FV's lower lip tucks under the upper teeth.
 _SHAPES: dict[Viseme, Shape] = {v: Shape(v.openness, *rest) for v, rest in {
-    _V.REST: (1.0, 0.0, 0.0, 0.0), _V.MBP: (0.96, 0.0, 0.0, 0.0), _V.FV: (1.0, 0.0, 1.0, 0.0),
-    _V.TH: (1.0, 0.0, 0.7, 1.0), _V.L: (1.0, 0.2, 0.6, 0.8), _V.SZ: (1.08, 0.0, 1.0, 0.0),
-    _V.CH: (0.84, 0.8, 0.7, 0.0), _V.AA: (1.0, 0.3, 0.5, 0.6), _V.E: (1.08, 0.1, 0.8, 0.3),
-    _V.I: (1.1, 0.0, 1.0, 0.0), _V.O: (0.8, 1.0, 0.2, 0.3), _V.U: (0.72, 1.0, 0.0, 0.0),
+    _V.REST: (1.0, 0.0, 0.0, 0.0, 0.0), _V.MBP: (0.96, 0.0, 0.0, 0.0, 0.0), _V.FV: (1.0, 0.0, 1.0, 0.0, 0.0),
+    _V.TH: (1.0, 0.0, 0.7, 1.0, 0.3), _V.L: (1.0, 0.2, 0.6, 0.8, 0.3), _V.SZ: (1.08, 0.0, 1.0, 0.0, 0.9),
+    _V.CH: (0.84, 0.8, 0.7, 0.0, 0.6), _V.AA: (1.0, 0.3, 0.5, 0.6, 0.4), _V.E: (1.08, 0.1, 0.8, 0.3, 0.7),
+    _V.I: (1.1, 0.0, 1.0, 0.0, 0.8), _V.O: (0.8, 1.0, 0.2, 0.3, 0.2), _V.U: (0.72, 1.0, 0.0, 0.0, 0.0),
 }.items()}  # fmt: skip
 del _V
 
 _JAW = 0.75  # the opening at openness 1, in half mouth widths
 _UPPER = 0.22  # the share of the opening the upper lip takes (the jaw takes the rest)
 _TEETH = 0.3  # upper teeth showing, in half mouth widths
+_LOWER_TEETH = 0.24  # lower teeth showing above the lower lip, in half mouth widths
+_EDGE_PX = 1.6  # the inside's edge is blended over this many pixels: soft, as lips are
 _INSIDE_RGB, _TONGUE_RGB, _TEETH_RGB = (72.0, 20.0, 24.0), (176.0, 84.0, 88.0), (232.0, 226.0, 212.0)
 
 
@@ -490,6 +508,7 @@ class _Mouth:
         size = still.shape[1], still.shape[0]
         lip_lo, lip_hi = min(0.0, 2.5 * self._corner_y), max(0.0, 2.5 * self._corner_y) + self._gap
         top = lip_lo - _UPPER * self._jaw - self._upper - 0.1
+        self._top = top  # the box's top, locally: the sideways pull fades out before it
         self.box = _even_box(*f.bounds(-2.4, top, 2.4, self._chin + self._jaw + self._neck + 0.1), *size)
         bx0, by0, bx1, by1 = self.box
         self._src = still[by0:by1, bx0:bx1]
@@ -503,7 +522,8 @@ class _Mouth:
         self._fine = f.grid((ix0, iy0, ix1, iy1))
         # The inside's colours, half from the lips' own (so they suit the face and the light).
         lip = np.mean([_sample(rgb, (top_in + top_out) / 2), _sample(rgb, (bottom_in + bottom_out) / 2)], axis=0)
-        self._dark = _yuv_light(tuple(0.5 * np.asarray(_INSIDE_RGB) + 0.15 * lip))
+        self._dark = _yuv_light(tuple(0.55 * np.asarray(_INSIDE_RGB) + 0.2 * lip))
+        self._wet = _yuv_light(tuple(0.55 * lip))  # the inside of the lips, where the cavity begins
         self._tongue = _yuv_light(tuple(0.6 * np.asarray(_TONGUE_RGB) + 0.3 * lip))
         self._teeth = _yuv_light(_TEETH_RGB)
 
@@ -524,6 +544,9 @@ class _Mouth:
         x, y = self._coarse
         up, j = _UPPER, self._jaw * s.open
         xs, q, split, h, top, bottom = self._opening(s, x, y)
+        # Corners drawn in or out pull the cheeks along, but not the nose above: no seam at the
+        # top of the box.
+        xs = x + (xs - x) * _smooth((y - self._top) / max(0.6, -self._top / 2))
         # Above the opening the upper lip rises a little, fading out over the lip.
         ys = np.where(y <= top, y + up * h * _smooth(1 - (top - y) / self._upper), split)
         # Below it the jaw drops: the lower lip's own curve near the mouth, the whole chin further
@@ -544,19 +567,36 @@ class _Mouth:
         xs, q, split, h, top, bottom = self._opening(s, x, y)
         px = np.float32(self.frame.unit)
         depth = np.minimum(y - top, bottom - y)
-        inside = np.clip(depth * px, 0, 1)[..., None]
+        inside = np.clip(depth * px / _EDGE_PX, 0, 1)[..., None]
         teeth_h = max(0.0, s.teeth * _TEETH - 2 * self._gap) * np.sqrt(q)
         teeth = np.clip((top + teeth_h - y) * px, 0, 1) * _smooth((0.85 - np.abs(xs)) / 0.3)
         tongue = np.clip((y - (bottom - 0.4 * s.tongue * h)) * px, 0, 1) * _smooth((0.75 - np.abs(xs)) / 0.3)
-        # Darker deeper in and towards the corners: a cavity, not a flat hole.
-        shade = (1.1 - 0.7 * _smooth(depth / np.maximum(0.35 * h, 1e-3)) - 0.3 * (1 - q))[..., None]
-        colour = self._dark * shade
-        colour += teeth[..., None] * (self._teeth * (0.75 + 0.25 * q[..., None]) - colour)
+        # The lower teeth: a row just above the lower lip, shorter, set further in.
+        lower_h = s.lower * _LOWER_TEETH * s.open * np.sqrt(q)
+        lower = np.clip((y - (bottom - lower_h)) * px, 0, 1) * _smooth((0.7 - np.abs(xs)) / 0.3)
+        # From the lips' wet inner side into a dark cavity, darker towards the corners.
+        deep = _smooth(depth / np.maximum(0.45 * h, 1e-3))[..., None]
+        shade = (1.0 - 0.35 * deep - 0.3 * (1 - q)[..., None])
+        colour = (self._wet + deep * (self._dark - self._wet)) * shade
+        # Teeth in the lips' shadow at their roots, lit towards their edges, each tooth a little
+        # rounded (darker where two meet): a row of teeth, not a white band.
+        gaps = _tooth_gaps(xs)
+        lit = (0.72 + 0.2 * _smooth((y - top) / np.maximum(teeth_h, 1e-3)) + 0.08 * q) * gaps
+        colour += teeth[..., None] * (self._teeth * lit[..., None] - colour)
         colour += tongue[..., None] * (self._tongue * shade - colour)
+        colour += lower[..., None] * (self._teeth * ((0.66 + 0.14 * q) * _tooth_gaps(xs, 0.15))[..., None] - colour)
         region = out[self._inner].astype(np.float32)
         region += inside * (colour + _BLACK - region)
         out[self._inner] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
         return out
+
+
+def _tooth_gaps(x: np.ndarray, width: float = 0.2) -> np.ndarray:
+    """Light across a row of teeth ``width`` wide (in half mouth widths), the middle two meeting
+    at 0: 1 across a tooth, falling to 0.75 where two meet, and more so towards the corners."""
+    t = np.abs(x) / width
+    edge = np.abs(t - np.round(t))  # 0 where two teeth meet, 0.5 mid-tooth
+    return (0.84 + 0.16 * _smooth(edge / 0.25)) * (1 - 0.25 * _smooth(np.abs(x) - 0.3))
 
 
 def _identity(box: tuple[int, int, int, int]) -> np.ndarray:
