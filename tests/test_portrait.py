@@ -143,7 +143,9 @@ def test_the_haar_cascade_finds_the_face_too(photos: dict[str, Path]) -> None:
 def test_the_mouth_opens_with_the_viseme(photos: dict[str, Path]) -> None:
     avatar = _avatar(photos, head_motion=0, blink_interval=30)  # nothing else moves in these 2 s
     frames = _frames(avatar, _speech("_ _ _ " + "a " * 6 + "_ " * 6 + "i " * 6 + "_ " * 6 + "m " * 6))
-    rest, aa, rest_again, i, mbp = (_luma(frames[k], VIDEO) for k in (2, 8, 14, 20, 32))
+    # Each shape is aimed at one frame early (the mouth leads the sound): the runs start at 3,
+    # 9, 15, 21 and 27, so their last frames show what follows.
+    rest, aa, rest_again, i, mbp = (_luma(frames[k], VIDEO) for k in (1, 7, 13, 19, 31))
     assert np.array_equal(rest, rest_again)  # back to the photo exactly
     assert np.array_equal(rest, _luma(frames[0], VIDEO))
     assert not np.array_equal(mbp, rest)  # pressed lips differ a little
@@ -320,3 +322,48 @@ def test_an_open_mouth_shows_lower_teeth_where_the_shape_asks(photos: dict[str, 
 
     without, with_teeth = Shape(0.8, lower=0.0), Shape(0.8, lower=1.0)
     assert bright_below(with_teeth) > bright_below(without) + 0.5 * (mouth.box[2] - mouth.box[0])
+
+
+def test_the_mouth_opens_with_the_sound_in_the_rendered_file(photos: dict[str, Path], tmp_path: Path) -> None:
+    """Lip sync from the file a user gets: per frame, how much of the mouth turned dark (the
+    opening) against the loudness of that frame's audio; the two line up best with no shift,
+    within a frame either way (broadcast tolerance: 40 ms early, 60 ms late)."""
+    import subprocess
+
+    from linly_push.ffmpeg import find_ffmpeg
+
+    script = tmp_path / "talk.txt"
+    script.write_text("Papa, a banana? Mama ate all the apples at dawn. Wow, oh no, bob, pop!", encoding="utf-8")
+    out = tmp_path / "talk.mkv"
+    video = VideoFormat(640, 360, 25)
+    sets = ["--set", f"video.width={video.width}", "--set", f"video.height={video.height}",
+            "--set", "avatar.head_motion=0", "--set", "avatar.blink_interval=30"]  # fmt: skip
+    r = linly("render", "--script", str(script), "--avatar", "portrait", "--set", f"avatar.image={photos['astronaut']}",
+              *sets, "-o", str(out))  # fmt: skip
+    assert r.returncode == 0, text(r)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LinlyPushWarning)
+        face = PortraitAvatar(video, PortraitOptions(image=str(photos["astronaut"]), head_motion=0)).face
+    x0, y0, x1, y1 = face.box
+    mx, my = face.mouth_centre
+    mouth = np.s_[round(my - 0.1 * (y1 - y0)) : round(my + 0.3 * (y1 - y0)), round(mx - 0.3 * (x1 - x0)) : round(mx + 0.3 * (x1 - x0))]
+    ffmpeg = find_ffmpeg().path
+    grey = subprocess.run([ffmpeg, "-v", "error", "-i", str(out), "-map", "0:v", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"],
+                          capture_output=True, check=True).stdout  # fmt: skip
+    frames = np.frombuffer(grey, np.uint8).reshape(-1, video.height, video.width)
+    pcm = subprocess.run([ffmpeg, "-v", "error", "-i", str(out), "-map", "0:a", "-ac", "1", "-ar", "8000", "-f", "s16le", "pipe:1"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    audio = np.frombuffer(pcm, np.int16).astype(np.float32)
+    n = min(len(frames), len(audio) // 320)
+    loud = np.sqrt((audio[: n * 320].reshape(n, 320) ** 2).mean(axis=1))
+    rest = frames[0][mouth].astype(int)  # the lead-in: silent, mouth at rest
+    opening = np.array([((rest - f[mouth].astype(int)) > 40).sum() for f in frames[:n]], np.float64)
+    assert opening.max() > 50 and loud.max() > 1000, (opening.max(), loud.max())
+
+    def agreement(shift: int) -> float:  # the mouth ``shift`` frames after the sound
+        a, b = (loud[: n - shift], opening[shift:]) if shift >= 0 else (loud[-shift:], opening[: n + shift])
+        return float(np.corrcoef(a, b)[0, 1])
+
+    scores = {k: agreement(k) for k in range(-4, 5)}
+    best = max(scores, key=scores.get)
+    assert abs(best) <= 1 and scores[best] > 0.4, scores

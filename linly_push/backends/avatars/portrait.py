@@ -789,7 +789,9 @@ class PortraitAvatar(Avatar):
         self._last: tuple[Any, np.ndarray] | None = None
 
     def draw(self, ctx: FrameContext) -> np.ndarray:
-        viseme = viseme_at(ctx, self._loudness)
+        # The shape is smoothed towards its target over a frame or so: aim at the next frame's,
+        # so the mouth is open when the sound is loud (lips lead the sound a little, as in speech).
+        viseme = viseme_at(FrameContext(ctx.index + 1, ctx.video, ctx.timeline), self._loudness)
         self._shape = self._shape.toward(_SHAPES[viseme], self._shape_k)
         self._talk += ((viseme is not Viseme.REST) - self._talk) * self._talk_k
         self._open += (viseme.openness - self._open) * self._open_k
