@@ -85,12 +85,13 @@ class Backend(ABC):
 
     @classmethod
     def check(cls) -> str | None:
-        """Like ``missing``, but deeper: import what the backend needs, and start it where that
-        is quick, to catch an install that is present but broken. Only ``linly-push backends``
-        asks. Return what keeps the backend from running, or None; warn with a LinlyPushWarning
-        about a limit it runs with (``backends`` shows it as a note on a ready backend).
+        """Deeper than ``missing``, and asked only when that found nothing: import what the
+        backend needs, and start it where that is quick, to catch an install that is present but
+        broken. Only ``linly-push backends`` asks. Return what keeps the backend from running,
+        or None; warn with a LinlyPushWarning about a limit it runs with (``backends`` shows it
+        as a note on a ready backend).
         """
-        return cls.missing()
+        return None
 
     def close(self) -> None:
         """Release what the backend holds (libraries, processes)."""

@@ -714,9 +714,6 @@ class PortraitAvatar(Avatar):
 
     @classmethod
     def check(cls) -> str | None:
-        problem = cls.missing()
-        if problem is not None:
-            return problem
         try:
             import cv2
         except Exception as exc:  # found but not loadable, e.g. without libGL on a slim system

@@ -78,9 +78,6 @@ class PiperTTS(TTSBackend):
 
     @classmethod
     def check(cls) -> str | None:
-        problem = cls.missing()
-        if problem is not None:
-            return problem
         for module in ("onnxruntime", "piper"):
             try:
                 importlib.import_module(module)
