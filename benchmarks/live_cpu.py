@@ -2,7 +2,9 @@
 against ffmpeg alone pushing the same length of test pattern with the same settings in real time
 (goal: at most 1.3x), and, stricter, against ffmpeg pushing a flat colour and silence.
 
-    python benchmarks/live_cpu.py [--seconds 60] [--preset live] [--avatar cartoon]
+    python benchmarks/live_cpu.py [--seconds 60] [--preset live] [--avatar cartoon] [--set KEY=VALUE ...]
+
+The portrait avatar, unless --set avatar.image= says otherwise, animates scikit-image's astronaut.
 
 Both push to their own nginx-rtmp on 127.0.0.1. CPU time is what the kernel charged to the
 process and every child it waited for (getrusage of our children, taken around each run); a
@@ -108,6 +110,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="about this much speech")
     ap.add_argument("--preset", default="live")
     ap.add_argument("--avatar", default="cartoon")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to linly-push live")
     args = ap.parse_args()
     if reason := unavailable():
         sys.exit(f"cannot benchmark: {reason}")
@@ -127,9 +130,16 @@ def main() -> None:
         try:
             script = Path(tmp) / "bench.txt"
             script.write_text(script_for(args.seconds), encoding="utf-8")
+            sets = [a for kv in args.set for a in ("--set", kv)]
+            if args.avatar == "portrait" and not any(kv.startswith("avatar.image=") for kv in args.set):
+                import skimage.data
+                from PIL import Image
+
+                Image.fromarray(skimage.data.astronaut()).save(Path(tmp) / "astronaut.png")
+                sets += ["--set", f"avatar.image={Path(tmp) / 'astronaut.png'}"]
             ours_cpu, ours_wall, parts, _ = run_measured(
                 [sys.executable, "-m", "linly_push", "live", "--script", str(script), "--url", server.url(key="ours"),
-                 "--preset", args.preset, "--avatar", args.avatar, "--json"], on_line)
+                 "--preset", args.preset, "--avatar", args.avatar, *sets, "--json"], on_line)
             finished = next((e for e in events if e["event"] == "finished"), None)
             on_air = finished["seconds"] if finished else ours_wall
             repeated = max((e.get("repeated") or 0 for e in events if e["event"] == "status"), default=0)

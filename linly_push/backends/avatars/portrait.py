@@ -7,11 +7,15 @@ yuv420p; what moves is a box around the head, kept as YUV 4:4:4 so warping and b
 linear:
 
 - the mouth: per mouth shape a backward warp of the lower face (the jaw drops, the lips spread
-  or round) and a synthesized inside (dark, with upper teeth and tongue), rendered on demand
-  and kept in a bounded cache, since shapes are smoothed over a frame or two;
-- the eyes: a blink stretches the upper lid down over the eye (a warp, cached per closure);
-- the head: a sub-2-pixel sway and nod, one remap of the box whose strength fades to nothing at
-  its edge, so no seam shows where the moving part meets the still photo.
+  or round) and a synthesized inside (a dark cavity shaded from the lips' colour, upper and
+  lower teeth, the tongue), rendered on demand and kept in a bounded cache, since shapes are
+  smoothed over a frame or two;
+- the eyes: a blink is the upper lid sliding down over the eyeball, lashes and crease kept;
+  saccades move the eyeball between the lids; a louder syllable raises the brows (one warp per
+  eye, cached per closure, gaze and lift);
+- the head: a sway of a pixel or two, breathing, slow turns (the features move against the
+  face's outline) and nods with the jaw and on emphasis: one remap of the box whose strength
+  fades to nothing at its edge, so no seam shows where the moving part meets the still photo.
 
 A frame is the cached still frame with that box converted and pasted over it.
 """
@@ -42,9 +46,12 @@ from ...timeline import FrameContext
 from ...video import KB, KG, KR, even, planes
 from ..base import Avatar, BackendOptions, Colour, reason
 from .gestures import Schedule, blink_gap
-from .visemes import Loudness, Viseme, viseme_at
+from .visemes import Loudness, Viseme, rms_db, viseme_at
 
 Detector = Literal["auto", "mesh", "haar"]
+# The widest idle turn and the deepest nod: how far the features move against the face's outline,
+# as a share of the face's height (5 and 3 pixels for a face 260 pixels tall, as at hd).
+_TURN, _NOD = 0.02, 0.012
 _MOUTH_CACHE_BYTES = 64 * 2**20  # rendered mouth shapes
 
 
@@ -52,7 +59,7 @@ class PortraitOptions(BackendOptions):
     image: str = Field(examples=["photo.jpg"])  # the photo
     background: Colour = "#202020"  # fills the frame where the photo does not reach
     blink_interval: float = Field(4.0, ge=1.0, le=30.0)  # mean seconds between blinks
-    head_motion: float = Field(1.0, ge=0.0, le=3.0)  # 0 keeps the head still
+    head_motion: float = Field(1.0, ge=0.0, le=3.0)  # idle life: sway, turns, saccades, brows; 0 keeps all still
     mouth: float = Field(1.0, ge=0.0, le=1.5)  # how far the jaw opens; 1 is a natural speaker
     seed: int = 0  # blinks and sway phases are drawn from it
     detector: Detector = "auto"  # auto: the face mesh, falling back to the Haar cascade
@@ -469,17 +476,18 @@ _V = Viseme
 _SHAPES: dict[Viseme, Shape] = {v: Shape(v.openness, *rest) for v, rest in {
     _V.REST: (1.0, 0.0, 0.0, 0.0, 0.0), _V.MBP: (0.96, 0.0, 0.0, 0.0, 0.0), _V.FV: (1.0, 0.0, 1.0, 0.0, 0.0),
     _V.TH: (1.0, 0.0, 0.7, 1.0, 0.3), _V.L: (1.0, 0.2, 0.6, 0.8, 0.3), _V.SZ: (1.08, 0.0, 1.0, 0.0, 0.9),
-    _V.CH: (0.84, 0.8, 0.7, 0.0, 0.6), _V.AA: (1.0, 0.3, 0.5, 0.6, 0.4), _V.E: (1.08, 0.1, 0.8, 0.3, 0.7),
-    _V.I: (1.1, 0.0, 1.0, 0.0, 0.8), _V.O: (0.8, 1.0, 0.2, 0.3, 0.2), _V.U: (0.72, 1.0, 0.0, 0.0, 0.0),
+    _V.CH: (0.88, 0.8, 0.7, 0.2, 0.5), _V.AA: (1.0, 0.3, 0.5, 0.9, 0.15), _V.E: (1.08, 0.1, 0.8, 0.5, 0.5),
+    _V.I: (1.1, 0.0, 1.0, 0.0, 0.8), _V.O: (0.86, 1.0, 0.2, 0.6, 0.1), _V.U: (0.8, 1.0, 0.0, 0.0, 0.0),
 }.items()}  # fmt: skip
 del _V
 
-_JAW = 0.75  # the opening at openness 1, in half mouth widths
+_JAW = 0.58  # the opening at openness 1, in half mouth widths (speech, not a yawn)
 _UPPER = 0.22  # the share of the opening the upper lip takes (the jaw takes the rest)
 _TEETH = 0.3  # upper teeth showing, in half mouth widths
 _LOWER_TEETH = 0.24  # lower teeth showing above the lower lip, in half mouth widths
-_EDGE_PX = 1.6  # the inside's edge is blended over this many pixels: soft, as lips are
-_INSIDE_RGB, _TONGUE_RGB, _TEETH_RGB = (72.0, 20.0, 24.0), (176.0, 84.0, 88.0), (232.0, 226.0, 212.0)
+_ENDS = 0.9  # where the opening ends, in half mouth widths: short of the corners
+_EDGE = 0.035  # the inside's edge is blended over this much (1.2 px at least): soft, as lips are
+_INSIDE_RGB, _TONGUE_RGB, _TEETH_RGB = (84.0, 16.0, 20.0), (196.0, 88.0, 92.0), (232.0, 226.0, 212.0)
 
 
 class _Mouth:
@@ -522,19 +530,21 @@ class _Mouth:
         self._fine = f.grid((ix0, iy0, ix1, iy1))
         # The inside's colours, half from the lips' own (so they suit the face and the light).
         lip = np.mean([_sample(rgb, (top_in + top_out) / 2), _sample(rgb, (bottom_in + bottom_out) / 2)], axis=0)
-        self._dark = _yuv_light(tuple(0.55 * np.asarray(_INSIDE_RGB) + 0.2 * lip))
+        self._dark = _yuv_light(tuple(0.55 * np.asarray(_INSIDE_RGB) + 0.12 * lip))
         self._wet = _yuv_light(tuple(0.55 * lip))  # the inside of the lips, where the cavity begins
-        self._tongue = _yuv_light(tuple(0.6 * np.asarray(_TONGUE_RGB) + 0.3 * lip))
-        self._teeth = _yuv_light(_TEETH_RGB)
+        self._tongue = _yuv_light(tuple(0.7 * np.asarray(_TONGUE_RGB) + 0.25 * lip))
+        self._teeth = _yuv_light(_teeth_colour(rgb, face))
 
     def _opening(self, s: Shape, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Where output point (x, y) comes from in the photo (xs, and q: 1 mid-mouth, 0 at and past
-        the corners), and the top and bottom edge of the opening above and below it."""
+        the end of the opening), the lips' line, the opening's height and its top and bottom edge.
+        The lips stay together for the last tenth before each corner, so the opening's ends are
+        rounded rather than pointed."""
         r = np.sqrt(x * x + (y / 0.8) ** 2)
-        xs = x * (1 + (1 / s.width - 1) * _smooth((2.2 - r) / 1.2))  # corners move, cheeks follow
-        q = np.clip(1 - xs * xs, 0, 1)
-        split = self._corner_y * np.minimum(xs * xs, 2.5) + self._gap * q  # the lower lip's inner edge
-        h = self._jaw * s.open * q ** (0.8 - 0.35 * s.round)  # its height; rounder shapes are fuller
+        xs = x * (1 + (1 / s.width - 1) * _smooth((1.9 - r) / 1.0))  # corners move, cheeks follow a little
+        split = self._corner_y * np.minimum(xs * xs, 2.5) + self._gap * np.clip(1 - xs * xs, 0, 1)  # lower lip's edge
+        q = np.clip(1 - (xs / _ENDS) ** 2, 0, 1)
+        h = self._jaw * s.open * q ** (0.6 - 0.25 * s.round)  # its height; rounder shapes are fuller
         return xs, q, split, h, split - _UPPER * h, split + (1 - _UPPER) * h
 
     def render(self, s: Shape) -> np.ndarray:
@@ -567,10 +577,13 @@ class _Mouth:
         xs, q, split, h, top, bottom = self._opening(s, x, y)
         px = np.float32(self.frame.unit)
         depth = np.minimum(y - top, bottom - y)
-        inside = np.clip(depth * px / _EDGE_PX, 0, 1)[..., None]
+        inside = np.clip(depth * px / max(1.2, _EDGE * px), 0, 1)[..., None]
         teeth_h = max(0.0, s.teeth * _TEETH - 2 * self._gap) * np.sqrt(q)
         teeth = np.clip((top + teeth_h - y) * px, 0, 1) * _smooth((0.85 - np.abs(xs)) / 0.3)
-        tongue = np.clip((y - (bottom - 0.4 * s.tongue * h)) * px, 0, 1) * _smooth((0.75 - np.abs(xs)) / 0.3)
+        # The tongue: a hump lying behind the lower teeth, lit at its tip, in shadow further back.
+        tongue_top = bottom - s.tongue * h * (0.6 - 0.3 * xs * xs)
+        tongue = np.clip((y - tongue_top) * px / 2.5, 0, 1) * _smooth((0.8 - np.abs(xs)) / 0.3)
+        tongue_lit = (0.7 + 0.3 * _smooth((y - tongue_top) / np.maximum(0.3 * h, 1e-3)))[..., None]
         # The lower teeth: a row just above the lower lip, shorter, set further in.
         lower_h = s.lower * _LOWER_TEETH * s.open * np.sqrt(q)
         lower = np.clip((y - (bottom - lower_h)) * px, 0, 1) * _smooth((0.7 - np.abs(xs)) / 0.3)
@@ -583,7 +596,7 @@ class _Mouth:
         gaps = _tooth_gaps(xs)
         lit = (0.72 + 0.2 * _smooth((y - top) / np.maximum(teeth_h, 1e-3)) + 0.08 * q) * gaps
         colour += teeth[..., None] * (self._teeth * lit[..., None] - colour)
-        colour += tongue[..., None] * (self._tongue * shade - colour)
+        colour += tongue[..., None] * (self._tongue * shade * tongue_lit - colour)
         colour += lower[..., None] * (self._teeth * ((0.66 + 0.14 * q) * _tooth_gaps(xs, 0.15))[..., None] - colour)
         region = out[self._inner].astype(np.float32)
         region += inside * (colour + _BLACK - region)
@@ -591,12 +604,22 @@ class _Mouth:
         return out
 
 
+def _teeth_colour(rgb: np.ndarray, face: Face) -> tuple[float, float, float]:
+    """Teeth lit as the face is: the colour of the skin's light (its hue, a share of its
+    brightness) over an ivory, so teeth in a warm, dim photo are not a cold, bright white."""
+    cheeks = [_sample(rgb, c + 0.45 * (face.chin - c), r=2) for c in face.points[8:10]]
+    skin = np.max(cheeks, axis=0)  # the lit cheek, in a photo lit from one side
+    light = skin / max(float(skin.max()), 1.0)
+    k = min(1.0, 0.55 + 0.45 * float(skin.max()) / 230)  # dimmer skin, dimmer teeth
+    return tuple(float(v) for v in np.asarray(_TEETH_RGB) * (0.6 + 0.4 * light) * k)  # type: ignore[return-value]
+
+
 def _tooth_gaps(x: np.ndarray, width: float = 0.2) -> np.ndarray:
     """Light across a row of teeth ``width`` wide (in half mouth widths), the middle two meeting
-    at 0: 1 across a tooth, falling to 0.75 where two meet, and more so towards the corners."""
+    at 0: 1 across a tooth, falling to 0.9 where two meet, and darker towards the corners."""
     t = np.abs(x) / width
     edge = np.abs(t - np.round(t))  # 0 where two teeth meet, 0.5 mid-tooth
-    return (0.84 + 0.16 * _smooth(edge / 0.25)) * (1 - 0.25 * _smooth(np.abs(x) - 0.3))
+    return (0.9 + 0.1 * _smooth(edge / 0.25)) * (1 - 0.25 * _smooth(np.abs(x) - 0.3))
 
 
 def _identity(box: tuple[int, int, int, int]) -> np.ndarray:
@@ -615,12 +638,19 @@ def _sample(rgb: np.ndarray, p: np.ndarray, r: int = 1) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # The eyes.
 
-_LID = 0.8  # the skin above the upper lid that stretches over a closing eye, in half eye widths
+_LID = 0.8  # the lid skin above the lash line that unfolds over a closing eye, in half eye widths
+_LASHES = 0.2  # the lashes' band, carried down whole (stretching it would smear the lashes)
+_BROW = 1.25  # the brow above the upper lid, lifted for emphasis; the box reaches past it
 
 
 class _Eye:
-    """Renders one eye's region closed by any amount. Local units: the origin between the eye's
-    corners (at x = -1 and 1), y down, 1 = half the eye's width; the lids are parabolas."""
+    """Renders one eye's region closed by any amount, looking aside a little, its brow raised.
+
+    Local units: the origin between the eye's corners (at x = -1 and 1), y down, 1 = half the
+    eye's width; the lids are parabolas. A blink is the upper lid sliding down over the eyeball,
+    which stays where it is: the lid's skin unfolds from under the crease and the band of lashes
+    at its edge moves down whole, so a shut eye is skin with lashes along the lower lid.
+    """
 
     def __init__(self, corners: tuple[np.ndarray, np.ndarray], lids: tuple[np.ndarray, np.ndarray],
                  still: np.ndarray) -> None:  # fmt: skip
@@ -629,29 +659,56 @@ class _Eye:
         f = self.frame = _Frame.along((a + b) / 2, a, b, half)
         self._upper = min(f.to_local(lids[0])[1], -0.05)
         self._lower = max(f.to_local(lids[1])[1], 0.05)
-        bounds = f.bounds(-1.2, self._upper - _LID - 0.2, 1.2, self._lower + 0.2)
+        self._top = self._upper - _BROW - 0.6
+        bounds = f.bounds(-1.35, self._top, 1.35, self._lower + 0.25)
         self.box = _even_box(*bounds, still.shape[1], still.shape[0])
         bx0, by0, bx1, by1 = self.box
         self._src = still[by0:by1, bx0:bx1]
         self._ident = _identity(self.box)
         self._x, self._y = f.grid(self.box)
+        # The lashes' colour: the darkest of the eye's opening (lashes, pupil).
+        opening = (np.abs(self._x) < 0.8) & (self._y > self._upper * 0.8) & (self._y < self._lower * 0.8)
+        dark = self._src[opening].astype(np.float32)
+        self._lash = dark[dark[:, 0] <= np.percentile(dark[:, 0], 10)].mean(axis=0) if dark.size else _BLACK
 
-    def render(self, closed: float) -> np.ndarray:
-        """The box's pixels (YUV 4:4:4) with the eye ``closed`` (0 open, 1 shut)."""
+    def render(self, closed: float, gaze: float = 0.0, lift: float = 0.0) -> np.ndarray:
+        """The box's pixels (YUV 4:4:4) with the eye ``closed`` (0 open, 1 shut), the eyeball
+        turned by ``gaze`` (half eye widths, + towards the image's right) and the brow raised by
+        ``lift`` (half eye widths)."""
         import cv2
 
         x, y = self._x, self._y
         q = np.clip(1 - x * x, 0, 1)
         upper, lower = self._upper * q, self._lower * q
         top = upper - _LID
-        lid = upper + 0.95 * closed * (lower - upper)  # where the lid's edge is now
-        # The skin above the lid stretches down to the lid's edge; the eye under it is squeezed
-        # into what is left, so the lashes end up on the lower lid.
-        stretched = top + (y - top) * (upper - top) / (lid - top)
-        squeezed = upper + (y - lid) * (lower - upper) / np.maximum(lower - lid, 1e-3)
-        ys = np.where((y >= top) & (y <= lid), stretched, np.where((y > lid) & (y <= lower), squeezed, y))
-        maps = self.frame.maps(np.zeros_like(x), ys - y, self._ident)
-        return cv2.remap(self._src, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        drop = closed * (lower + 0.05 * q - upper)  # shut, the lid's edge lies along the lower lid
+        # Backward map, top to bottom: the lid's skin stretched from the crease to the band at
+        # its edge, the band moved down whole, then the eyeball as it is (turned by the gaze).
+        start = upper - _LASHES * np.sqrt(q)
+        stretch = (start - top) / np.maximum(start + drop - top, 1e-3)
+        ys = np.where(y < top, y, top + (y - top) * stretch)
+        ys = np.where(y >= start + drop, y - drop, ys)
+        ys = np.where(y >= upper + drop, y, ys)
+        eyeball = (y >= upper + drop) & (y <= lower)
+        # The gaze moves what shows between the lids, most at the iris, none at the corners.
+        inside = _smooth((y - upper) / 0.15) * _smooth((lower - y) / 0.15) * q
+        xs = np.where(eyeball, x - gaze * inside, x)
+        # The brow rises, the skin between it and the crease following, the lid and above the
+        # brow less and less.
+        if lift:
+            brow = self._upper - _BROW
+            up = np.where(y < brow, _smooth((y - self._top) / (brow - self._top)), _smooth((top - y) / (top - brow)))
+            ys = ys + lift * up * _smooth((1.35 - np.abs(x)) / 0.5)
+        maps = self.frame.maps(xs - x, ys - y, self._ident)
+        out = cv2.remap(self._src, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if closed > 0:
+            # The lashes along the lid's edge (the photo's own stay on the eyeball the lid covers:
+            # the mesh marks the lid a little above them), drawn in as the lid comes down.
+            d = np.abs(y - (upper + drop - 0.03)) * self.frame.unit
+            lash = (_smooth(closed / 0.4) * np.sqrt(q) * np.clip(1.3 - d / max(1.0, 0.05 * self.frame.unit), 0, 1))
+            lash = lash[..., None].astype(np.float32)
+            out = np.clip(out + lash * (self._lash - out) + 0.5, 0, 255).astype(np.uint8)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,8 +716,10 @@ class _Eye:
 
 
 class _Head:
-    """Moves the head by a small rotation and translation; the motion fades out between the
-    face and the edge of the region (hair and neck stretch by a pixel or two), so nothing tears."""
+    """Moves the head by a small rotation and translation, and turns or nods it: the middle of
+    the face (eyes, nose, mouth) moves further than its outline, as it does when a head turns.
+    Every motion fades out between the face and the edge of the region (hair and neck stretch
+    by a pixel or two), so nothing tears."""
 
     def __init__(self, face: Face, roi: tuple[int, int, int, int]) -> None:
         x0, y0, x1, y1 = face.box
@@ -676,17 +735,22 @@ class _Head:
         w = (1 - _smooth((r - inner) / (outer - inner))).astype(np.float32)
         px, py = np.float32(face.chin[0]), np.float32(face.chin[1] + 0.3 * face.height)  # the neck
         self._w, self._wx, self._wy = w, w * (xs - px), w * (ys - py)
+        # The turn's weight: 1 between the eyes and the mouth, 0 at the face's outline.
+        fx, fy = (face.eye_centre + face.mouth_centre) / 2
+        rc = np.sqrt(((xs - fx) / ax) ** 2 + ((ys - fy) / ay) ** 2)
+        self._wc = (1 - _smooth(rc / 0.95)).astype(np.float32)
         self._ident = _identity(roi)
 
-    def maps(self, dx: float, dy: float, angle: float) -> np.ndarray:
-        """A cv2.remap map for the region moved by (dx, dy) pixels and turned by ``angle`` radians."""
+    def maps(self, dx: float, dy: float, angle: float, turn: float = 0.0, nod: float = 0.0) -> np.ndarray:
+        """A cv2.remap map for the region moved by (dx, dy) pixels and tilted by ``angle``
+        radians, its features moved ``turn`` pixels aside and ``nod`` down against its outline."""
         import cv2
 
         c, s = math.cos(angle), math.sin(angle)
         # Backward: the source of p is the neck pivot + R(-angle) (p - pivot - t), weighted.
         tx, ty = c * dx + s * dy, -s * dx + c * dy
-        wx, wy, w1 = self._wx, self._wy, self._w
-        d = np.stack([(c - 1) * wx + s * wy - tx * w1, -s * wx + (c - 1) * wy - ty * w1], axis=-1)
+        wx, wy, w1, wc = self._wx, self._wy, self._w, self._wc
+        d = np.stack([(c - 1) * wx + s * wy - tx * w1 - turn * wc, -s * wx + (c - 1) * wy - ty * w1 - nod * wc], axis=-1)
         h, w = self._ident.shape[:2]
         return cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR) + self._ident
 
@@ -694,9 +758,21 @@ class _Head:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Look:
+    """One state of the portrait, drawn on its own by ``PortraitAvatar.look`` (for contact sheets
+    and previews): a mouth shape, the eyes, the brows and the head."""
+
+    viseme: Viseme = Viseme.REST
+    closed: float = 0.0  # the eyelids: 0 open, 1 shut
+    gaze: float = 0.0  # the eyes turned aside, in half eye widths (+ towards the picture's right)
+    emphasis: float = 0.0  # 0-1: the brows raised and the head dipped, as on a stressed syllable
+    turn: float = 0.0  # the head turned, -1 to 1 of the widest idle turn (+ towards the picture's right)
+
+
 class PortraitAvatar(Avatar):
     name = "portrait"
-    description = "animates a photo of a face (avatar.image): lip-sync, blinks, slight head motion"
+    description = "animates a photo of a face (avatar.image): lip-sync, blinks, glances, head motion"
     extra = "portrait"
     Options = PortraitOptions
 
@@ -763,7 +839,7 @@ class PortraitAvatar(Avatar):
         self._mouth_at = lru_cache(maxsize=entries)(self._mouth.render)
         for shape in _SHAPES.values():
             self._mouth_at(shape)
-        self._eyes_at = [lru_cache(maxsize=32)(eye.render) for eye in self._eyes]
+        self._eyes_at = [lru_cache(maxsize=64)(eye.render) for eye in self._eyes]
 
         self._fps = fps
         self._loudness = Loudness(fps)
@@ -773,58 +849,113 @@ class PortraitAvatar(Avatar):
         self._open = 0.0  # smoothed jaw opening, for the nod
         self._talk_k = 1 - math.exp(-1 / (0.4 * fps))
         self._open_k = 1 - math.exp(-1 / (0.25 * fps))
+        # Emphasis: a syllable louder than the speech around it raises the brows and dips the
+        # head a little, quickly, and lets go slowly.
+        self._level = -30.0  # the speech's level, dBFS, followed over about 2 s
+        self._level_k = 1 - math.exp(-1 / (2.0 * fps))
+        self._emphasis = 0.0
+        self._rise_k, self._fall_k = 1 - math.exp(-1 / (0.06 * fps)), 1 - math.exp(-1 / (0.35 * fps))
         blink_rng = random.Random(f"{o.seed}/blinks")  # string seeds are stable across runs
         self._blink_len = max(3, round(0.12 * fps))
         self._blinks = Schedule(
             blink_rng, o.blink_interval * blink_rng.uniform(0.3, 0.8),
             blink_gap(o.blink_interval), lambda rng: self._blink_len, fps,
         )  # fmt: skip
+        # Saccades: the eyes jump to a new point every second or two (a little aside, mostly
+        # back to the camera), in a frame or two, and rest there.
+        self._gaze_rng = random.Random(f"{o.seed}/gaze")
+        self._gaze, self._gaze_to, self._gaze_next = 0.0, 0.0, round(self._gaze_rng.uniform(0.5, 1.5) * fps)
+        self._gaze_k = 1 - math.exp(-1 / (0.02 * fps))
         sway_rng = random.Random(f"{o.seed}/sway")
-        self._phases = [sway_rng.uniform(0, 2 * math.pi) for _ in range(5)]
+        self._phases = [sway_rng.uniform(0, 2 * math.pi) for _ in range(8)]
         # About 2 px at most at the face, whatever its size: enough to look alive, never to wobble.
         self._sway = o.head_motion * min(1.0, 0.006 * face.height)
+        self._turn, self._nod = o.head_motion * _TURN * face.height, o.head_motion * _NOD * face.height
+        self._lively = o.head_motion > 0
+        self._brows = 0.14 * min(1.0, o.head_motion)  # half eye widths at the most emphasis
         self._last: tuple[Any, np.ndarray] | None = None
 
     def draw(self, ctx: FrameContext) -> np.ndarray:
         # The shape is smoothed towards its target over a frame or so: aim at the next frame's,
         # so the mouth is open when the sound is loud (lips lead the sound a little, as in speech).
-        viseme = viseme_at(FrameContext(ctx.index + 1, ctx.video, ctx.timeline), self._loudness)
+        ahead = FrameContext(ctx.index + 1, ctx.video, ctx.timeline)
+        viseme = viseme_at(ahead, self._loudness)
         self._shape = self._shape.toward(_SHAPES[viseme], self._shape_k)
-        self._talk += ((viseme is not Viseme.REST) - self._talk) * self._talk_k
+        speaking = viseme is not Viseme.REST
+        self._talk += (speaking - self._talk) * self._talk_k
         self._open += (viseme.openness - self._open) * self._open_k
+        self._emphasize(rms_db(ahead.audio()) if speaking else -math.inf)
         k = self._blinks.at(ctx.index)
         closed = 0.0 if k is None else round(math.sin(math.pi * (k + 1) / (self._blink_len + 1)), 2)
+        eyes = (closed, self._gaze_at(ctx.index), round(self._brows * self._emphasis, 2))
         pose = self._pose(ctx.index / self._fps)
-        key = (self._shape, closed, pose)
+        key = (self._shape, eyes, pose)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        out = self._compose(self._shape, closed, pose)
+        out = self._compose(self._shape, eyes, pose)
         self._last = (key, out)
         return out
 
-    def _pose(self, t: float) -> tuple[float, float, float]:
-        """Head offset (pixels) and turn (radians): slow sway and breathing, livelier while
-        speaking, a slight nod with the jaw. Rounded so a still head repeats frames exactly."""
+    def look(self, look: Look) -> np.ndarray:
+        """A yuv420p frame of the portrait in ``look``, as ``draw`` would show it, with the head
+        otherwise still."""
+        brows = round(self._brows * look.emphasis, 2)
+        pose = (0.0, 0.0, 0.0, 0.0, 0.0)
+        if self._head is not None:
+            e = look.emphasis
+            pose = (0.0, round(0.6 * self._sway * e, 2), 0.0, round(self._turn * look.turn, 2), round(self._nod * e, 2))
+        return self._compose(_SHAPES[look.viseme], (look.closed, look.gaze, brows), pose)
+
+    def _emphasize(self, db: float) -> None:
+        target = 0.0
+        if db > -60:
+            self._level += (db - self._level) * self._level_k
+            target = min(1.0, max(0.0, (db - self._level - 2.0) / 5.0))
+        k = self._rise_k if target > self._emphasis else self._fall_k
+        self._emphasis += (target - self._emphasis) * k
+        if self._emphasis < 0.01:
+            self._emphasis = 0.0
+
+    def _gaze_at(self, index: int) -> float:
+        """The gaze (half eye widths aside) at frame ``index``; frames come in order."""
+        if not self._lively:
+            return 0.0
+        if index >= self._gaze_next:
+            rng, aside = self._gaze_rng, 0.07 + 0.1 * (1 - self._talk)  # speaking, mostly at the camera
+            self._gaze_to = 0.0 if rng.random() < 0.45 else rng.uniform(-aside, aside)
+            self._gaze_next = index + max(1, round(rng.uniform(0.6, 2.4) * self._fps))
+        self._gaze += (self._gaze_to - self._gaze) * self._gaze_k
+        return round(round(self._gaze / 0.02) * 0.02, 2)  # quantized: each gaze is rendered once
+
+    def _pose(self, t: float) -> tuple[float, ...]:
+        """Head offset (pixels), tilt (radians), turn and nod (pixels the features move): slow
+        sway, breathing and turns, livelier while speaking, a nod with the jaw and on emphasis.
+        Rounded so a still head repeats frames exactly."""
         if self._head is None:
-            return (0.0, 0.0, 0.0)
+            return (0.0, 0.0, 0.0, 0.0, 0.0)
         a, p, talk, tau = self._sway, self._phases, self._talk, 2 * math.pi
         dx = a * (0.55 * math.sin(tau * t / 6.7 + p[0]) + 0.25 * (1 + talk) * math.sin(tau * t / 2.9 + p[1]))
-        dy = a * (0.35 * math.sin(tau * t / 5.3 + p[2]) + 0.5 * self._open)
-        turn = 0.6 * math.sin(tau * t / 8.1 + p[3]) + 0.4 * talk * math.sin(tau * t / 3.1 + p[4])
-        angle = a / self.face.height * turn  # radians: the forehead moves about ``a`` pixels
-        return (round(dx, 2), round(dy, 2), round(angle, 5))
+        breath = math.sin(tau * t / 4.2 + p[2])  # about 14 breaths a minute
+        dy = a * (0.35 * breath + 0.5 * self._open + 0.6 * self._emphasis)
+        tilt = 0.6 * math.sin(tau * t / 8.1 + p[3]) + 0.4 * talk * math.sin(tau * t / 3.1 + p[4])
+        angle = a / self.face.height * tilt  # radians: the forehead moves about ``a`` pixels
+        turn = self._turn * (0.65 * math.sin(tau * t / 11.3 + p[5]) + 0.35 * (0.4 + 0.6 * talk) * math.sin(tau * t / 4.4 + p[6]))
+        nod = self._nod * (0.3 * math.sin(tau * t / 9.7 + p[7]) + 0.7 * self._emphasis)
+        return (round(dx, 2), round(dy, 2), round(angle, 5), round(turn, 2), round(nod, 2))
 
-    def _compose(self, shape: Shape, closed: float, pose: tuple[float, float, float]) -> np.ndarray:
+    def _compose(self, shape: Shape, eyes: tuple[float, float, float], pose: tuple[float, ...]) -> np.ndarray:
+        """The frame with the mouth in ``shape``, the eyes (closed, gaze, brow lift) as
+        ``_Eye.render`` takes them, and the head posed as ``_Head.maps`` takes it."""
         import cv2
 
         rx0, ry0, rx1, ry1 = self._roi
         work = self._region.copy()
         if shape != _SHAPES[Viseme.REST]:
             _paste(work, self._mouth_at(shape), self._mouth.box, self._roi)
-        if closed > 0:
+        if any(eyes):
             for eye, eye_at in zip(self._eyes, self._eyes_at, strict=True):
-                _paste(work, eye_at(closed), eye.box, self._roi)
-        if self._head is not None and pose != (0.0, 0.0, 0.0):
+                _paste(work, eye_at(*eyes), eye.box, self._roi)
+        if self._head is not None and any(pose):
             work = cv2.remap(work, self._head.maps(*pose), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         out = self._base.copy()
         y, u, v = planes(out, self.video.width, self.video.height)
