@@ -440,3 +440,19 @@ def test_a_head_turn_moves_the_features_against_the_outline(photos: dict[str, Pa
     assert all(abs(moved(c)) < 1.0 for c in cheeks)  # the outline stays: the face turned, not slid
     nod = head.maps(0.0, 0.0, 0.0, 0.0, 4.0) - head.maps(0.0, 0.0, 0.0)
     assert 3.0 < -nod[round(nose[1]) - ry0, round(nose[0]) - rx0, 1] <= 4.0
+
+
+def test_m_b_p_closes_lips_the_photo_shows_apart(photos: dict[str, Path]) -> None:
+    """The astronaut smiles with her teeth showing: for m, b and p her lips meet over them."""
+    from linly_push.backends.avatars.portrait import _SHAPES
+    from linly_push.backends.avatars.visemes import Viseme
+
+    mouth = _avatar(photos, head_motion=0)._mouth
+
+    def teeth(yuv: np.ndarray) -> int:  # light, colourless pixels where the lips are
+        y, u, v = (yuv[mouth._inner][..., k].astype(int) for k in range(3))
+        return int(((y > 170) & (np.abs(u - 128) + np.abs(v - 128) < 16)).sum())
+
+    shown = teeth(mouth.render(_SHAPES[Viseme.REST]))
+    assert shown > 40  # the photo's own
+    assert teeth(mouth.render(_SHAPES[Viseme.MBP])) < 0.2 * shown

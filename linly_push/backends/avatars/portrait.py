@@ -448,7 +448,8 @@ class _Frame:
 @dataclass(frozen=True)
 class Shape:
     """A mouth shape: jaw opening (0-1, ``Viseme.openness``), width (>1 spread, <1 rounded), how
-    round the opening is, and how much upper teeth, tongue and lower teeth show (0-1)."""
+    round the opening is, how much upper teeth, tongue and lower teeth show (0-1), and how far
+    lips the photo shows apart are closed and pressed together (0-1)."""
 
     open: float
     width: float = 1.0
@@ -456,6 +457,7 @@ class Shape:
     teeth: float = 0.0
     tongue: float = 0.0
     lower: float = 0.0
+    press: float = 0.0
 
     def toward(self, other: Shape, k: float) -> Shape:
         def step(a: float, b: float, q: float) -> float:
@@ -466,15 +468,16 @@ class Shape:
         return Shape(
             step(self.open, other.open, 0.02), step(self.width, other.width, 0.01), step(self.round, other.round, 0.1),
             step(self.teeth, other.teeth, 0.1), step(self.tongue, other.tongue, 0.1), step(self.lower, other.lower, 0.1),
+            step(self.press, other.press, 0.1),
         )  # fmt: skip
 
 
 _V = Viseme
-# Width, roundness, upper teeth, tongue, lower teeth per viseme (the opening is its openness):
-# spread for E, I, SZ, with both rows of teeth; rounded and narrow for O, U, CH; lips pressed a
-# little for MBP; FV's lower lip tucks under the upper teeth.
+# Width, roundness, upper teeth, tongue, lower teeth, press per viseme (the opening is its
+# openness): spread for E, I, SZ, with both rows of teeth; rounded and narrow for O, U, CH; lips
+# closed and pressed for MBP; FV's lower lip tucks under the upper teeth.
 _SHAPES: dict[Viseme, Shape] = {v: Shape(v.openness, *rest) for v, rest in {
-    _V.REST: (1.0, 0.0, 0.0, 0.0, 0.0), _V.MBP: (0.96, 0.0, 0.0, 0.0, 0.0), _V.FV: (1.0, 0.0, 1.0, 0.0, 0.0),
+    _V.REST: (1.0, 0.0, 0.0, 0.0, 0.0), _V.MBP: (0.96, 0.0, 0.0, 0.0, 0.0, 1.0), _V.FV: (1.0, 0.0, 1.0, 0.0, 0.0),
     _V.TH: (1.0, 0.0, 0.7, 1.0, 0.3), _V.L: (1.0, 0.2, 0.6, 0.8, 0.3), _V.SZ: (1.08, 0.0, 1.0, 0.0, 0.9),
     _V.CH: (0.88, 0.8, 0.7, 0.2, 0.5), _V.AA: (1.0, 0.3, 0.5, 0.9, 0.15), _V.E: (1.08, 0.1, 0.8, 0.5, 0.5),
     _V.I: (1.1, 0.0, 1.0, 0.0, 0.8), _V.O: (0.86, 1.0, 0.2, 0.6, 0.1), _V.U: (0.8, 1.0, 0.0, 0.0, 0.0),
@@ -510,6 +513,9 @@ class _Mouth:
         self._upper = max(0.6, -f.to_local(top_out)[1] + 0.35)  # the upper lip and a little above it
         self._lower = max(0.6, f.to_local(bottom_out)[1] + 0.2)
         self._chin = max(1.0, f.to_local(face.chin)[1])
+        # Each lip's height from where the lips meet (or, apart, from its inner edge).
+        self._lip_up = max(0.2, -f.to_local(top_out)[1] + f.to_local(top_in)[1])
+        self._lip_down = max(0.2, f.to_local(bottom_out)[1] - f.to_local(bottom_in)[1])
         self._jaw = _JAW * strength
         # The neck under the chin takes up the jaw's drop; long enough not to crease.
         self._neck = max(1.2, 1.5 * self._jaw)
@@ -547,6 +553,39 @@ class _Mouth:
         h = self._jaw * s.open * q ** (0.6 - 0.25 * s.round)  # its height; rounder shapes are fuller
         return xs, q, split, h, split - _UPPER * h, split + (1 - _UPPER) * h
 
+    def _pressed(self, p: float, xs: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Where in the photo (local y) to look for lips ``p`` of the way to closed and pressed:
+        lips the photo shows apart each come half the gap down or up (over the teeth between
+        them), and both are squeezed a little towards the line where they meet, as pressed lips
+        are."""
+        line = self._corner_y * np.minimum(xs * xs, 2.5)
+        half = self._gap * np.clip(1 - xs * xs, 0, 1)  # half the gap between the lips, in the photo
+        up, down = self._lip_up + 0.15, self._lip_down + 0.15
+        # Pressed: the lips thinner near where they meet (looked for further from it), no fold.
+        d = y - line
+        y = y + 0.25 * p * d * (1 - _smooth(np.abs(d) / (0.6 * min(up, down)))) * np.clip(1 - xs * xs, 0, 1)
+        # Closing: the inner edges, at line -/+ half in the photo, come p of the way to the line.
+        c = p * half
+        top, bottom = line - half - up, line + half + down
+        upper = top + (y - top) * up / (up + c)
+        lower = bottom - (bottom - y) * down / (down + c)
+        between = line + (y - line) * half / np.maximum(half - c, 1e-3)
+        return np.where((y < top) | (y > bottom), y,
+                        np.where(y <= line - half + c, upper, np.where(y >= line + half - c, lower, between)))  # fmt: skip
+
+    def _seal(self, out: np.ndarray, s: Shape) -> None:
+        """The line where closed lips meet, drawn dark over the sliver of teeth the warp's jump
+        there leaves (it is worked out on 2x2 blocks)."""
+        x, y = self._fine
+        xs = self._opening(s, x, y)[0]
+        line = self._corner_y * np.minimum(xs * xs, 2.5)
+        px = float(self.frame.unit)
+        strength = s.press * min(1.0, self._gap / 0.1)  # lips that met in the photo need no seal
+        a = strength * np.clip(1.5 - np.abs(y - line) * px / 1.2, 0, 1) * _smooth((0.92 - np.abs(xs)) / 0.3)
+        region = out[self._inner].astype(np.float32)
+        region += a[..., None] * (0.7 * self._wet + _BLACK - region)
+        out[self._inner] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+
     def render(self, s: Shape) -> np.ndarray:
         """The box's pixels (YUV 4:4:4) with the mouth in shape ``s``."""
         import cv2
@@ -567,8 +606,12 @@ class _Mouth:
         neck = _smooth(1 - (d - self._chin) / self._neck)
         drop = (1 - up) * (h * (1 - lip_to_jaw) + j * chin * lip_to_jaw) * neck
         ys = np.where(y >= bottom, y - drop, ys)
+        if s.press:
+            ys = self._pressed(s.press, xs, ys)
         out = cv2.remap(self._src, self.frame.maps(xs - x, ys - y, self._ident), None, cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        if s.press and self._gap > 0:
+            self._seal(out, s)
         if j == 0:
             return out
         # The inside: dark, upper teeth along its top (more of them than the photo shows already),
