@@ -20,12 +20,6 @@ from linly_push.media import VideoFormat
 SMALL = VideoFormat(320, 180, FPS)
 
 
-
-
-
-
-
-
 @pytest.mark.parametrize("size", [(960, 540), (1280, 720), (640, 360), (540, 960), (320, 180)])
 def test_frames_have_the_size_of_the_format(size: tuple[int, int]) -> None:
     video = VideoFormat(*size, FPS)
@@ -117,8 +111,6 @@ def test_the_mouth_opens_with_the_sound_in_the_rendered_file(tmp_path: Path) -> 
     """Lip sync from the file a user gets: per frame, how much of the mouth changed from the rest
     frame against the loudness of the audio the frame stands for; the two line up best with no
     shift, within half a frame (broadcast tolerance: 40 ms early, 60 ms late)."""
-    from linly_push.video import even
-
     script = tmp_path / "talk.txt"
     script.write_text("Papa, a banana? Mama ate all the apples at dawn. Wow, oh no, bob, pop!", encoding="utf-8")
     out = tmp_path / "talk.mkv"
@@ -127,13 +119,8 @@ def test_the_mouth_opens_with_the_sound_in_the_rendered_file(tmp_path: Path) -> 
             "--set", "avatar.head_motion=0", "--set", "avatar.blink_interval=30"]  # fmt: skip
     r = linly("render", "--script", str(script), "--avatar", "cartoon", *sets, "-o", str(out))
     assert r.returncode == 0, text(r)
-    # The cartoon has no public mouth geometry: this is CartoonAvatar.__init__'s layout (anchor and
-    # face size from the frame size, the mouth patch's box in face units), head still (no sway).
-    # The brows, which lift while speaking (no option stops that), lie above this box.
-    scale = min(video.height, 1.3 * video.width)
-    face = 0.34 * scale
-    ax, ay = even(video.width / 2, round), even(video.height - 0.62 * scale, round)
-    x0, y0, x1, y1 = (-0.165, 0.15, 0.165, 0.405)
-    mouth = np.s_[round(ay + y0 * face) : round(ay + y1 * face), round(ax + x0 * face) : round(ax + x1 * face)]
+    with_still_head = CartoonAvatar(video, registry.options(CartoonAvatar, {"head_motion": 0}))
+    x0, y0, x1, y1 = with_still_head.mouth_box
+    mouth = np.s_[y0:y1, x0:x1]
     lag, scores = mouth_lag(out, mouth, video.width, video.height, FPS)
     assert abs(lag) < 0.5 and max(scores.values()) > 0.4, (lag, scores)

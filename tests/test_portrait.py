@@ -49,12 +49,6 @@ def _avatar(photos: dict[str, Path], video: VideoFormat = VIDEO, **options: obje
     return PortraitAvatar(video, PortraitOptions(image=str(photos["astronaut"]), **options))  # type: ignore[arg-type]
 
 
-
-
-
-
-
-
 def _luma(frame: np.ndarray, video: VideoFormat) -> np.ndarray:
     return frame[: video.width * video.height].reshape(video.height, video.width)
 
@@ -382,9 +376,11 @@ def test_saccades_move_the_eyeball_between_the_lids_only(photos: dict[str, Path]
             return float(xs.mean())
         moved = (iris_x(aside) - iris_x(ahead)) / eye.frame.unit
         assert 0.04 < moved < 0.2, moved
-        # The lids, the corners and all around stay.
+        # The lids, the corners and all around stay: only between the lids, corner to corner, moves.
+        cx = eye.frame.origin[0]
         outside = np.ones_like(ahead, bool)
-        outside[round(cy + eye._upper * eye.frame.unit - y0) : round(cy + eye._lower * eye.frame.unit - y0) + 1] = False
+        outside[round(cy + eye._upper * unit - y0) : round(cy + eye._lower * unit - y0) + 1,
+                round(cx - unit - x0) : round(cx + unit - x0) + 1] = False  # fmt: skip
         assert np.array_equal(aside[outside], ahead[outside])
 
 
@@ -400,10 +396,13 @@ def test_emphasis_raises_the_brows_and_the_rest_lets_them_down(photos: dict[str,
     assert not np.array_equal(lifted[brow], still[brow])
     assert np.array_equal(lifted[lids], still[lids])
 
-    def lifts(level: list[float], head_motion: float = 1.0) -> list[float]:
+    def lifts(level: list[float] | Segment, head_motion: float = 1.0) -> list[float]:
         a = _avatar(photos, SMALL, head_motion=head_motion)
-        tone = np.concatenate([g * 0.05 * np.sin(2 * np.pi * 220 * np.arange(FRAME) / RATE) for g in level])
-        talk = Segment(to_int16(np.repeat(tone[:, None], 2, axis=1)), "speech")  # no marks: loudness decides
+        if isinstance(level, Segment):
+            talk = level
+        else:
+            tone = np.concatenate([g * 0.05 * np.sin(2 * np.pi * 220 * np.arange(FRAME) / RATE) for g in level])
+            talk = Segment(to_int16(np.repeat(tone[:, None], 2, axis=1)), "speech")  # no marks: loudness decides
         seen: list[float] = []
         draw = a.draw
 
@@ -422,6 +421,39 @@ def test_emphasis_raises_the_brows_and_the_rest_lets_them_down(photos: dict[str,
     # Aimed at the frame after, as the mouth is: the lift starts a frame before the accent.
     assert max(seen[49:57]) >= 0.08 and max(seen[:49]) == 0 and seen[-1] < 0.02, seen
     assert max(lifts(accent, head_motion=0)) == 0
+    # Real speech: its loud syllables are the norm, not emphasis; now and then one stands out
+    # (about once a sentence).
+    from linly_push.backends.tts.espeak import EspeakTTS
+
+    said = EspeakTTS(registry.options(EspeakTTS, {})).synthesize(
+        "Good evening. Tonight we look at the weather, the markets, and a story from the coast that"
+        " nobody expected. First, the weather: a storm is moving in from the west.", "en")  # fmt: skip
+    k = RATE // said.sample_rate
+    assert k * said.sample_rate == RATE  # espeak speaks at 22.05 kHz
+    pcm = to_int16(np.repeat(np.repeat(said.samples, k)[:, None], 2, axis=1))
+    seen = lifts(Segment(pcm, "speech", phonemes=[m.shifted(0, k) for m in said.phonemes]))
+    raised = sum(v >= 0.14 * 0.3 for v in seen) / len(seen)
+    assert 0 < raised < 0.2, raised
+
+
+def test_a_look_is_the_frame_draw_settles_on(photos: dict[str, Path]) -> None:
+    from linly_push.backends.avatars.portrait import Look
+    from linly_push.backends.avatars.visemes import Viseme
+
+    avatar = _avatar(photos, head_motion=0, blink_interval=30)
+    frames = drawn(avatar, speech("_ _ " + "a " * 8 + "_ " * 6))
+    # (The last frame aims at one past the segment, where only the tone's tail is heard.)
+    assert np.array_equal(avatar.look(Look(Viseme.AA)), frames[8])
+    assert np.array_equal(avatar.look(Look()), frames[-2])
+    shut = avatar.look(Look(closed=1.0))
+    assert not np.array_equal(shut, frames[-2])
+    assert np.array_equal(_avatar(photos, head_motion=0)._compose(_shape(Viseme.REST), (1.0, 0.0, 0.0), (0.0,) * 5), shut)
+
+
+def _shape(viseme: object) -> object:
+    from linly_push.backends.avatars.portrait import _SHAPES
+
+    return _SHAPES[viseme]  # type: ignore[index]
 
 
 def test_a_head_turn_moves_the_features_against_the_outline(photos: dict[str, Path]) -> None:

@@ -102,12 +102,6 @@ def _eye_centres(face: Face) -> list[np.ndarray]:
     return sorted((np.mean(eye, axis=0) for eye in face.eyes), key=lambda p: p[0])
 
 
-
-
-
-
-
-
 def _planes(frame: np.ndarray, video: VideoFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w, h = video.width, video.height
     y = frame[: w * h].reshape(h, w)

@@ -10,6 +10,7 @@ For each photo (all shipped by packages the tests install), the frame at the hd 
 from __future__ import annotations
 
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -38,21 +39,19 @@ ROWS: list[list[tuple[str, Look]]] = [
 ]  # fmt: skip
 
 
-def photos() -> dict[str, tuple[Path, str]]:
-    """The test photos: name -> (path, what it shows)."""
+def photos(folder: Path) -> dict[str, Path]:
+    """The test photos (docs/portraits/README.md says what each shows), the astronaut written
+    to ``folder``."""
     import mahotas
     import matplotlib
     import skimage.data
 
-    astronaut = Path(sys.argv[0]).parent / ".astronaut.png"
-    Image.fromarray(skimage.data.astronaut()).save(astronaut)
+    Image.fromarray(skimage.data.astronaut()).save(folder / "astronaut.png")
     return {
-        "astronaut": (astronaut, "scikit-image's astronaut (512x512): frontal, smiling, teeth showing"),
-        "grace_hopper": (Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
-                         "matplotlib's Grace Hopper (512x600): frontal, glasses, lips closed"),
-        "luispedro": (Path(mahotas.__file__).parent / "demos" / "data" / "luispedro.jpg",
-                      "mahotas' Luis Pedro Coelho (300x377): three-quarter view, outdoors, small"),
-    }  # fmt: skip
+        "astronaut": folder / "astronaut.png",
+        "grace_hopper": Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+        "luispedro": Path(mahotas.__file__).parent / "demos" / "data" / "luispedro.jpg",
+    }
 
 
 def sheet(photo: Path) -> Image.Image:
@@ -83,11 +82,11 @@ def main() -> None:
             sheet(path).save(target, quality=88, optimize=True)
             print(target)
         return
-    for name, (path, _) in photos().items():
-        target = HERE / f"{name}.jpg"
-        sheet(path).save(target, quality=88, optimize=True)
-        print(target)
-    (Path(sys.argv[0]).parent / ".astronaut.png").unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, path in photos(Path(tmp)).items():
+            target = HERE / f"{name}.jpg"
+            sheet(path).save(target, quality=88, optimize=True)
+            print(target)
 
 
 if __name__ == "__main__":

@@ -583,6 +583,15 @@ class CartoonAvatar(Avatar):
             self._frames.put(key, out)
         return out
 
+    @property
+    def mouth_box(self) -> tuple[int, int, int, int]:
+        """Where the mouth is drawn in the frame (x0, y0, x1, y1), the head still: for lip-sync
+        measurements."""
+        patch = self._mouth_patches[Viseme.REST]
+        h, w = patch.planes[0].src.shape[:2]
+        x0, y0 = self._anchor[0] + patch.origin[0], self._anchor[1] + patch.origin[1]
+        return x0, y0, x0 + w, y0 + h
+
     def _eyes(self, index: int) -> Eyes:
         k = self._blinks.at(index)
         if k is not None:

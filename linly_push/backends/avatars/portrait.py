@@ -61,7 +61,7 @@ class PortraitOptions(BackendOptions):
     blink_interval: float = Field(4.0, ge=1.0, le=30.0)  # mean seconds between blinks
     head_motion: float = Field(1.0, ge=0.0, le=3.0)  # idle life: sway, turns, saccades, brows; 0 keeps all still
     mouth: float = Field(1.0, ge=0.0, le=1.5)  # how far the jaw opens; 1 is a natural speaker
-    seed: int = 0  # blinks and sway phases are drawn from it
+    seed: int = 0  # blinks, glances and sway phases are drawn from it
     detector: Detector = "auto"  # auto: the face mesh, falling back to the Haar cascade
 
 
@@ -651,7 +651,7 @@ def _teeth_colour(rgb: np.ndarray, face: Face) -> tuple[float, float, float]:
     """Teeth lit as the face is: the colour of the skin's light (its hue, a share of its
     brightness) over an ivory, so teeth in a warm, dim photo are not a cold, bright white."""
     cheeks = [_sample(rgb, c + 0.45 * (face.chin - c), r=2) for c in face.points[8:10]]
-    skin = np.max(cheeks, axis=0)  # the lit cheek, in a photo lit from one side
+    skin = max(cheeks, key=lambda c: float(c.sum()))  # the lit cheek, in a photo lit from one side
     light = skin / max(float(skin.max()), 1.0)
     k = min(1.0, 0.55 + 0.45 * float(skin.max()) / 230)  # dimmer skin, dimmer teeth
     return tuple(float(v) for v in np.asarray(_TEETH_RGB) * (0.6 + 0.4 * light) * k)  # type: ignore[return-value]
@@ -892,10 +892,11 @@ class PortraitAvatar(Avatar):
         self._open = 0.0  # smoothed jaw opening, for the nod
         self._talk_k = 1 - math.exp(-1 / (0.4 * fps))
         self._open_k = 1 - math.exp(-1 / (0.25 * fps))
-        # Emphasis: a syllable louder than the speech around it raises the brows and dips the
-        # head a little, quickly, and lets go slowly.
-        self._level = -30.0  # the speech's level, dBFS, followed over about 2 s
-        self._level_k = 1 - math.exp(-1 / (2.0 * fps))
+        # Emphasis: a syllable louder than the speech's loud syllables raises the brows and dips
+        # the head a little, quickly, and lets go slowly. The speech's loud level is the 90th
+        # percentile of its frames' levels, followed as it goes (from the first frame heard).
+        self._loud: float | None = None
+        self._loud_step = 6.0 / fps  # dB a frame: it settles within a few seconds of speech
         self._emphasis = 0.0
         self._rise_k, self._fall_k = 1 - math.exp(-1 / (0.06 * fps)), 1 - math.exp(-1 / (0.35 * fps))
         blink_rng = random.Random(f"{o.seed}/blinks")  # string seeds are stable across runs
@@ -916,6 +917,7 @@ class PortraitAvatar(Avatar):
         self._turn, self._nod = o.head_motion * _TURN * face.height, o.head_motion * _NOD * face.height
         self._lively = o.head_motion > 0
         self._brows = 0.14 * min(1.0, o.head_motion)  # half eye widths at the most emphasis
+        self._glance = min(1.0, o.head_motion)
         self._last: tuple[Any, np.ndarray] | None = None
 
     def draw(self, ctx: FrameContext) -> np.ndarray:
@@ -945,15 +947,22 @@ class PortraitAvatar(Avatar):
         brows = round(self._brows * look.emphasis, 2)
         pose = (0.0, 0.0, 0.0, 0.0, 0.0)
         if self._head is not None:
-            e = look.emphasis
-            pose = (0.0, round(0.6 * self._sway * e, 2), 0.0, round(self._turn * look.turn, 2), round(self._nod * e, 2))
+            dip, nod = self._dip(look.emphasis)
+            pose = (0.0, round(dip, 2), 0.0, round(self._turn * look.turn, 2), round(nod, 2))
         return self._compose(_SHAPES[look.viseme], (look.closed, look.gaze, brows), pose)
+
+    def _dip(self, emphasis: float) -> tuple[float, float]:
+        """How far emphasis moves the head down and nods its features (pixels)."""
+        return 0.6 * self._sway * emphasis, 0.7 * self._nod * emphasis
 
     def _emphasize(self, db: float) -> None:
         target = 0.0
         if db > -60:
-            self._level += (db - self._level) * self._level_k
-            target = min(1.0, max(0.0, (db - self._level - 2.0) / 5.0))
+            if self._loud is None:
+                self._loud = db + 3.0  # the first syllable is not an emphasis
+            # A running quantile: up by 0.9 of a step when louder, down by 0.1 when quieter.
+            self._loud += self._loud_step * (0.9 if db > self._loud else -0.1)
+            target = min(1.0, max(0.0, (db - self._loud - 0.5) / 3.0))
         k = self._rise_k if target > self._emphasis else self._fall_k
         self._emphasis += (target - self._emphasis) * k
         if self._emphasis < 0.01:
@@ -964,7 +973,8 @@ class PortraitAvatar(Avatar):
         if not self._lively:
             return 0.0
         if index >= self._gaze_next:
-            rng, aside = self._gaze_rng, 0.07 + 0.1 * (1 - self._talk)  # speaking, mostly at the camera
+            # Speaking, mostly at the camera; as far aside as the head moves (head_motion, to 1).
+            rng, aside = self._gaze_rng, self._glance * (0.07 + 0.1 * (1 - self._talk))
             self._gaze_to = 0.0 if rng.random() < 0.45 else rng.uniform(-aside, aside)
             self._gaze_next = index + max(1, round(rng.uniform(0.6, 2.4) * self._fps))
         self._gaze += (self._gaze_to - self._gaze) * self._gaze_k
@@ -979,11 +989,12 @@ class PortraitAvatar(Avatar):
         a, p, talk, tau = self._sway, self._phases, self._talk, 2 * math.pi
         dx = a * (0.55 * math.sin(tau * t / 6.7 + p[0]) + 0.25 * (1 + talk) * math.sin(tau * t / 2.9 + p[1]))
         breath = math.sin(tau * t / 4.2 + p[2])  # about 14 breaths a minute
-        dy = a * (0.35 * breath + 0.5 * self._open + 0.6 * self._emphasis)
+        dip, nod = self._dip(self._emphasis)
+        dy = a * (0.35 * breath + 0.5 * self._open) + dip
         tilt = 0.6 * math.sin(tau * t / 8.1 + p[3]) + 0.4 * talk * math.sin(tau * t / 3.1 + p[4])
         angle = a / self.face.height * tilt  # radians: the forehead moves about ``a`` pixels
         turn = self._turn * (0.65 * math.sin(tau * t / 11.3 + p[5]) + 0.35 * (0.4 + 0.6 * talk) * math.sin(tau * t / 4.4 + p[6]))
-        nod = self._nod * (0.3 * math.sin(tau * t / 9.7 + p[7]) + 0.7 * self._emphasis)
+        nod += 0.3 * self._nod * math.sin(tau * t / 9.7 + p[7])
         return (round(dx, 2), round(dy, 2), round(angle, 5), round(turn, 2), round(nod, 2))
 
     def _compose(self, shape: Shape, eyes: tuple[float, float, float], pose: tuple[float, ...]) -> np.ndarray:
