@@ -14,6 +14,7 @@ process and every child it waited for (getrusage of our children, taken around e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -65,16 +66,23 @@ def describe(pid: int) -> str:
         return "?"
 
 
-def run_measured(argv: list[str], on_line=None) -> tuple[float, float, dict[str, float], int]:
+def run_measured(argv: list[str], events: list[dict] | None = None) -> tuple[float, float, dict[str, float], int]:
     """Run argv to the end: (CPU seconds of it and its waited-for children, wall seconds,
-    last sampled CPU seconds by process name, exit code)."""
+    last sampled CPU seconds by process name, exit code). With ``events``, each JSON line it
+    prints (``--json``) is appended to it."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err: list[str] = []
     threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True).start()
-    if on_line is not None:
-        threading.Thread(target=lambda: [on_line(line) for line in proc.stdout], daemon=True).start()
+    if events is not None:
+
+        def collect() -> None:
+            for line in proc.stdout:
+                with contextlib.suppress(ValueError):
+                    events.append(json.loads(line))
+
+        threading.Thread(target=collect, daemon=True).start()
     else:
         threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
     sampled: dict[int, tuple[str, float]] = {}
@@ -117,13 +125,6 @@ def main() -> None:
     preset = presets.load(args.preset)
     binary = find_ffmpeg()
     events: list[dict] = []
-
-    def on_line(line: str) -> None:
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            pass
-
     with tempfile.TemporaryDirectory() as tmp:
         server = RtmpServer(Path(tmp) / "rtmp")
         server.start()
@@ -139,7 +140,7 @@ def main() -> None:
                 sets += ["--set", f"avatar.image={Path(tmp) / 'astronaut.png'}"]
             ours_cpu, ours_wall, parts, _ = run_measured(
                 [sys.executable, "-m", "linly_push", "live", "--script", str(script), "--url", server.url(key="ours"),
-                 "--preset", args.preset, "--avatar", args.avatar, *sets, "--json"], on_line)
+                 "--preset", args.preset, "--avatar", args.avatar, *sets, "--json"], events)
             finished = next((e for e in events if e["event"] == "finished"), None)
             on_air = finished["seconds"] if finished else ours_wall
             repeated = max((e.get("repeated") or 0 for e in events if e["event"] == "status"), default=0)

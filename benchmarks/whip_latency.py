@@ -28,7 +28,6 @@ CPU seconds of linly-push and every child it waited for (its ffmpeg), per on-air
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -355,20 +354,13 @@ def cpu_part(args, tmp: Path, console: Console) -> None:
 
     def measure(url: str, ffmpeg: str | None = None) -> dict:
         events: list[dict] = []
-
-        def on_line(line: str) -> None:
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                pass
-
         saved = os.environ.get(ENV_VAR)
         if ffmpeg is not None:
             os.environ[ENV_VAR] = ffmpeg
         try:
             cpu, wall, parts, _ = run_measured(
                 [sys.executable, "-m", "linly_push", "live", "--script", str(script), "--url", url,
-                 "--preset", args.preset, "--avatar", args.avatar, "--json"], on_line)
+                 "--preset", args.preset, "--avatar", args.avatar, "--json"], events)
         finally:
             if ffmpeg is not None:
                 if saved is None:

@@ -46,7 +46,7 @@ from ...timeline import FrameContext
 from ...video import KB, KG, KR, even, planes
 from ..base import Avatar, BackendOptions, Colour, reason
 from .gestures import Schedule, blink_gap
-from .visemes import Loudness, Viseme, rms_db, viseme_at
+from .visemes import Loudness, Viseme, viseme_at
 
 Detector = Literal["auto", "mesh", "haar"]
 # The widest idle turn and the deepest nod: how far the features move against the face's outline,
@@ -929,7 +929,7 @@ class PortraitAvatar(Avatar):
         speaking = viseme is not Viseme.REST
         self._talk += (speaking - self._talk) * self._talk_k
         self._open += (viseme.openness - self._open) * self._open_k
-        self._emphasize(rms_db(ahead.audio()) if speaking else -math.inf)
+        self._emphasize(self._loudness.db if speaking else -math.inf)  # viseme_at measured it
         k = self._blinks.at(ctx.index)
         closed = 0.0 if k is None else round(math.sin(math.pi * (k + 1) / (self._blink_len + 1)), 2)
         eyes = (closed, self._gaze_at(ctx.index), round(self._brows * self._emphasis, 2))

@@ -171,9 +171,10 @@ class Loudness:
         self._ref_decay = _REF_DECAY_DB_S / fps
         self._ref = _REF_DB
         self._level = 0
+        self.db = -math.inf  # the level of the last frame it was given, dBFS
 
     def __call__(self, audio: np.ndarray) -> Viseme:
-        db = rms_db(audio)
+        db = self.db = rms_db(audio)
         if db >= _GATE_DB:
             self._ref = min(max(db, self._ref - self._ref_decay, _REF_RANGE[0]), _REF_RANGE[1])
         up = self._ORDER.index(level_viseme(db, self._ref))
