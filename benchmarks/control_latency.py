@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -40,12 +42,13 @@ from linly_push.ffmpeg import find_ffmpeg  # noqa: E402
 
 LONG = "This is a long request, said slowly and at length, so that there is plenty of time to cut it short."
 QUIET = 0.25  # seconds of silence that count as "stopped" (longer than the gaps between words)
+TOKEN = secrets.token_urlsafe(16)  # the benchmark's own control token
 
 
 def post(port: int, path: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else b""
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
@@ -86,6 +89,7 @@ def main() -> None:
             [sys.executable, "-m", "linly_push", "live", "--control", str(port), "--url", url, "--json",
              "--set", "video.width=640", "--set", "video.height=360"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
+            env={**os.environ, "LINLY_PUSH_CONTROL_TOKEN": TOKEN},
         )
         events = Events(linly.stdout)
         player = None

@@ -9,7 +9,7 @@ gain, from a measurement of the whole of it as it will be played; speech gets on
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,23 @@ from .media import AudioFormat, Segment, Speech, to_int16
 from .presets import AudioSettings
 
 BLOCK_SECONDS = 0.5  # size of the segments a file is cut into
+# What a recording may be. A header's rate or channel count outside these is a broken or hostile
+# file (a 66 KB WAV that says 1 Hz would be resampled to gigabytes), refused before decoding.
+MIN_RATE, MAX_RATE = 8_000, 384_000
+MAX_CHANNELS = 8  # 7.1
+
+
+class AudioProblem(InputError):
+    """A recording that cannot be played; ``reason`` says why without naming the file (the
+    control API's answers never show the server's own paths)."""
+
+    def __init__(self, reason: str, path: Path) -> None:
+        super().__init__(f"{reason}: {path}")
+        self.reason = reason
+
+
+class Cancelled(Exception):
+    """Reading a file was stopped (``cancel()`` said so): the show is ending."""
 
 
 @dataclass(frozen=True)
@@ -43,15 +60,19 @@ def probe(path: str | Path) -> AudioInfo:
     """Check that a file can be decoded, before anything goes on air."""
     p = Path(path)
     if not p.exists():
-        raise InputError(f"audio file not found: {p}")
+        raise AudioProblem("audio file not found", p)
     if p.is_dir():
-        raise InputError(f"audio path is a folder, not a file: {p}")
+        raise AudioProblem("audio path is a folder, not a file", p)
     try:
         info = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise InputError(f"cannot decode audio {p}: {_reason(exc)} (wav, flac and ogg are supported)") from None
+        raise AudioProblem(f"cannot decode audio ({reason(exc)}; wav, flac and ogg are supported)", p) from None
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioProblem(f"its sample rate, {info.samplerate} Hz, is not one of a recording ({MIN_RATE}-{MAX_RATE} Hz)", p)
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioProblem(f"it has {info.channels} channels (at most {MAX_CHANNELS})", p)
     if info.frames == 0:
-        raise InputError(f"audio file is empty: {p}")
+        raise AudioProblem("audio file is empty", p)
     return AudioInfo(p, info.samplerate, info.channels, info.frames)
 
 
@@ -74,20 +95,21 @@ def remix(samples: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(mono, channels, axis=1) if channels > 1 else mono
 
 
-def measure_file(info: AudioInfo, fmt: AudioFormat) -> Measurement:
+def measure_file(info: AudioInfo, fmt: AudioFormat, cancel: Callable[[], bool] | None = None) -> Measurement:
     """Loudness and true peak of the whole file as it will be played in ``fmt`` (a mono file on
-    a stereo stream is 3 LU louder than on its own)."""
-    return loudness.measure_blocks(_blocks(info, fmt), fmt.sample_rate, fmt.channels)
+    a stereo stream is 3 LU louder than on its own). Samples that are not numbers (NaN, ±inf)
+    make it an ``AudioProblem``: the file is broken. ``Cancelled`` once ``cancel()`` is true."""
+    return loudness.measure_blocks(_blocks(info, fmt, strict=True, cancel=cancel), fmt.sample_rate, fmt.channels)
 
 
-def measured(info: AudioInfo, settings: AudioSettings) -> AudioInfo:
+def measured(info: AudioInfo, settings: AudioSettings, cancel: Callable[[], bool] | None = None) -> AudioInfo:
     """``info`` with the file measured as it will be played under ``settings``, when those ask
     for loudness normalisation; else as it is. Reads the whole file (seconds for an hour), once:
     a file already measured is returned as it is."""
     if Target.from_settings(settings) is None or info.measured is not None:
         return info
     fmt = AudioFormat(settings.sample_rate, settings.channels)
-    return dataclasses.replace(info, measured=measure_file(info, fmt))
+    return dataclasses.replace(info, measured=measure_file(info, fmt, cancel))
 
 
 def file_segments(info: AudioInfo, fmt: AudioFormat, target: Target | None = None) -> Iterator[Segment]:
@@ -101,8 +123,11 @@ def file_segments(info: AudioInfo, fmt: AudioFormat, target: Target | None = Non
         yield Segment(to_int16(data), "audio", source=info.path.name)
 
 
-def _blocks(info: AudioInfo, fmt: AudioFormat) -> Iterator[np.ndarray]:
-    """The file as consecutive float blocks in the stream's rate and layout."""
+def _blocks(
+    info: AudioInfo, fmt: AudioFormat, strict: bool = False, cancel: Callable[[], bool] | None = None
+) -> Iterator[np.ndarray]:
+    """The file as consecutive float blocks in the stream's rate and layout. A float file's NaN
+    and ±inf samples are an ``AudioProblem`` when ``strict``, else silence (never full scale)."""
     block = max(1, int(BLOCK_SECONDS * info.sample_rate))
     resampler = None
     if info.sample_rate != fmt.sample_rate:
@@ -110,8 +135,14 @@ def _blocks(info: AudioInfo, fmt: AudioFormat) -> Iterator[np.ndarray]:
     try:
         with sf.SoundFile(str(info.path)) as f:
             while True:
+                if cancel is not None and cancel():
+                    raise Cancelled()
                 data = f.read(block, dtype="float32", always_2d=True)
                 last = len(data) < block
+                if not np.isfinite(data).all():
+                    if strict:
+                        raise AudioProblem("it holds samples that are not numbers (NaN or infinite): a broken file", info.path)
+                    data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
                 data = remix(data, fmt.channels)
                 if resampler is not None:
                     data = resampler.resample_chunk(data, last=last)
@@ -120,7 +151,7 @@ def _blocks(info: AudioInfo, fmt: AudioFormat) -> Iterator[np.ndarray]:
                 if last:
                     return
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise InputError(f"cannot decode audio {info.path}: {_reason(exc)}") from None
+        raise AudioProblem(f"cannot decode audio ({reason(exc)})", info.path) from None
 
 
 def speech_segment(
@@ -147,6 +178,7 @@ def speech_segment(
     )
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+def reason(exc: BaseException) -> str:
+    """What a decoding error says, without the file's name (libsndfile puts it in front)."""
+    text = (getattr(exc, "error_string", None) or str(exc)).strip().splitlines()
     return text[-1] if text else type(exc).__name__

@@ -180,6 +180,14 @@ class LivePolicy:
 Policy = LivePolicy | RenderPolicy
 
 
+def _gave_up(backoff: Backoff, error: OutputError) -> str:
+    """The last word of a live run that found no working connection for the give-up time."""
+    message = f"gave up after {backoff.give_up_after:g} s without a working connection: {error}"
+    if backoff.was_on_air:
+        return message
+    return f"{message}; it never got on air: check the URL and that the server runs (reconnect.first_give_up_after: how long to try)"
+
+
 def policy_for(job: Job) -> Policy:
     return LivePolicy() if job.live else RenderPolicy()
 
@@ -217,16 +225,18 @@ class Broadcast:
                 result = self._connection(attempt)
                 if isinstance(result, Ended):
                     break
-                delay = backoff.failed(time.monotonic(), result.on_air, result.connected)
+                now = time.monotonic()
+                delay = backoff.failed(now, result.on_air, result.connected)
                 if delay is None:
-                    raise OutputError(
-                        f"gave up after {job.preset.reconnect.give_up_after:g} s without a working connection: {result.error}"
-                    )
+                    raise OutputError(_gave_up(backoff, result.error))
                 cut = max(0, round((result.out_time - RESUME_MARGIN) * self.fmt.sample_rate))
                 replay = self.clock.restart(cut)
                 resume = next((s.sentence for s in replay if s.kind == Kind.SPEECH), None)
+                reason = str(result.error)
+                if backoff.outage_since == now:  # the first failure of this outage: say for how long it is retried
+                    reason += f"; giving up after {backoff.give_up_after:g} s without a connection"
                 self.emit(Dropped(
-                    reason=str(result.error), attempt=attempt, on_air=round(result.on_air, 3),
+                    reason=reason, attempt=attempt, on_air=round(result.on_air, 3),
                     connected=result.connected, retry_in=round(delay, 3), resume_sentence=resume,
                 ))
                 if self.stop.wait(delay):
@@ -267,7 +277,11 @@ class Broadcast:
         unannounced: list[Placed] = []  # segments started on this connection, not yet announced
         started = time.monotonic()
         next_report, last = started, (started, base)
-        sink.start()
+        try:
+            sink.start()
+        except OutputError as exc:  # no ffmpeg (no descriptors or memory left): an attempt that never connected
+            self._discard(record)
+            return policy.lost(exc, False, 0.0, sink)
         try:
             for tick in clock.ticks():
                 if self.stop.is_set():

@@ -147,8 +147,12 @@ class Clock:
 
     @property
     def buffered(self) -> float:
-        """Seconds of frames drawn and not yet handed out."""
-        return sum(1 for n in self._ready if n >= self.aired) / self.video.fps
+        """Seconds of media ready ahead of air: frames drawn (their audio placed, as the drawer is
+        asked only for those) from the next one to go out, without a gap."""
+        n = self.aired
+        while n in self._ready:
+            n += 1
+        return (n - self.aired) / self.video.fps
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -159,6 +163,7 @@ class Clock:
             self._apply_commands()
             self._place()
             self._ask()
+            self._collect()
             n = self.aired
             if n >= self.placed_frames:
                 if self.ended:
@@ -306,6 +311,12 @@ class Clock:
             pacer.wait(n)
         assert frame is not None
         return frame
+
+    def _collect(self) -> None:
+        """Take every frame the drawer has finished, without waiting: frames drawn ahead are
+        ready (and counted in ``buffered``) before their turn, not only once it comes."""
+        while self._receive(0):
+            pass
 
     def _receive(self, timeout: float | None) -> bool:
         """Take one drawn frame from the drawer; False if none came within ``timeout``."""

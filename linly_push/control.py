@@ -74,8 +74,15 @@ class Item:
     def describe(self) -> dict[str, object]:
         return {
             "id": self.id, "kind": self.kind, "text": self.text, "state": self.state,
-            "parts": len(self.parts), "done": self.next_part if self.state != "queued" else 0,
+            "parts": len(self.parts), "done": self.done,
         }
+
+    @property
+    def done(self) -> int:
+        """Parts that have gone on air to their end: those before the one on air now."""
+        if self.state == "spoken":
+            return len(self.parts)
+        return self.on_air_part or 0
 
 
 class QueueFull(Exception):
@@ -94,6 +101,7 @@ class Controller:
         self._generation = 0
         self._paused = False
         self._closed = False
+        self._stopped = False
         self._ids = itertools.count(1)
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._clock: Clock | None = None
@@ -179,6 +187,11 @@ class Controller:
             return len(self._queue)
 
     @property
+    def full(self) -> bool:
+        """Whether a request now would be refused (``QueueFull``)."""
+        return self.depth >= self.max_queue
+
+    @property
     def speaking(self) -> bool:
         with self._lock:
             return self._current is not None and self._current.state == "speaking"
@@ -191,6 +204,13 @@ class Controller:
         """No more requests: the program ends once the queue is done."""
         with self._lock:
             self._closed = True
+            self._lock.notify_all()
+
+    def stop(self) -> None:
+        """The show is ending: the program ends at once, whatever is queued (the TTS thread
+        waiting in it for a request would otherwise hold the end up)."""
+        with self._lock:
+            self._stopped = True
             self._lock.notify_all()
 
     # -- the show's side --------------------------------------------------------------------
@@ -208,10 +228,10 @@ class Controller:
         none (the stream idles meanwhile). Runs in the TTS thread."""
         while True:
             with self._lock:
-                while not self._closed and (self._paused or not self._next_ready()):
+                while not (self._closed or self._stopped) and (self._paused or not self._next_ready()):
                     self._lock.wait(0.5)
-                if not self._next_ready():
-                    return  # closed, and nothing is left
+                if self._stopped or not self._next_ready():
+                    return  # stopped, or closed and nothing is left
                 item = self._current if self._current is not None and self._current.next_part < len(self._current.parts) else self._take()
                 part = item.parts[item.next_part]
                 tag = Tag(item.id, self._generation, item.next_part)

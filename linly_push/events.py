@@ -132,6 +132,16 @@ class Destination(Event):
 
 
 @dataclass(frozen=True)
+class Control(Event):
+    """``live --control``: the control API is listening (before anything else is printed)."""
+
+    kind: ClassVar[str] = "control"
+    url: str
+    token_file: str | None  # where the token made at start is; None: it came from the environment
+    page_file: str | None  # a page that opens the operator page with that token; None likewise
+
+
+@dataclass(frozen=True)
 class Queued(Event):
     """``live --control``: a request was queued."""
 
@@ -186,7 +196,7 @@ class Error(Event):
 
 KINDS: dict[str, type[Event]] = {
     cls.kind: cls for cls in (
-        Waiting, WarningEvent, Started, Sentence, Progress, Status, Dropped, Reconnected, Destination, Queued, Spoken,
+        Waiting, WarningEvent, Started, Sentence, Progress, Status, Dropped, Reconnected, Destination, Control, Queued, Spoken,
         InterruptedEvent, Finished, Error,
     )
 }

@@ -275,6 +275,8 @@ def run(job: Job, on_event: Listener = ignore, stop: threading.Event | None = No
         held.callback(drawer.close)  # before the backends it draws with
         spoken: Ahead[Segment] = Ahead(lambda: segments(job, backends), 2, "tts")
         held.callback(spoken.stop)
+        if job.controller is not None:
+            held.callback(job.controller.stop)  # first: the TTS thread may be waiting in it for a request
         policy = policy_for(job)
         admit = job.controller.admit if job.controller is not None else None
         clock = Clock(

@@ -6,7 +6,9 @@ Layering, lowest first: the preset file, then ``--set key=value`` pairs, then ex
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,13 @@ X264_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )
 _RATE = re.compile(r"^\d+(\.\d+)?[kKM]?$")
+MAX_PRESET_BYTES = 1024 * 1024
+"""The largest preset file read: a preset is a few dozen lines, and a bound keeps a wrong path
+(``--preset /dev/zero``, a video) from filling the memory."""
+MAX_DEPTH = 32
+"""How deep tables and arrays may nest in a preset, the top-level table not counted: a preset
+needs three levels. Deeper ones would run past Python's recursion limit in the TOML parser, the
+validation and the TOML writer: a traceback instead of an error."""
 
 
 class _Table(BaseModel):
@@ -154,6 +163,9 @@ class ReconnectSettings(_Table):
     first_delay: float = Field(1.0, ge=0, le=600)  # seconds before the first retry
     max_delay: float = Field(30.0, gt=0, le=3600)  # the backoff doubles up to this
     give_up_after: float = Field(180.0, ge=0, le=86400)  # seconds without a working connection
+    # The same, until a first connection got on air (at most give_up_after): a server that never
+    # answered is more likely a wrong URL or a server not started than an outage.
+    first_give_up_after: float = Field(30.0, ge=0, le=86400)
     healthy_after: float = Field(10.0, gt=0, le=3600)  # on air this long resets the backoff
 
 
@@ -241,7 +253,10 @@ def parse_assignment(item: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+", key):
         raise UsageError(f"--set takes section.key=value (e.g. video.fps=30), not {item!r}")
-    return key, parse_value(value.strip())
+    try:
+        return key, parse_value(value.strip())
+    except RecursionError:  # the parser recurses once per level: far deeper than MAX_DEPTH
+        raise UsageError(f"--set {key}: the value is nested more than {MAX_DEPTH} deep (tables and arrays)") from None
 
 
 def apply(data: dict[str, Any], key: str, value: Any) -> None:
@@ -268,14 +283,53 @@ def read(source: str) -> tuple[str, dict[str, Any]]:
             raise UsageError(f"unknown preset {source!r}; choose one of {choices}, or give a path to a .toml file")
         name = path.stem
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"preset file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read preset {path}: {exc}") from None
+        data = tomllib.loads(_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"invalid preset {path}: {exc}") from None
+    except RecursionError:  # the parser recurses once per level: far deeper than MAX_DEPTH
+        raise UsageError(f"invalid preset {path}: tables or arrays nested more than {MAX_DEPTH} deep") from None
     return name, data
+
+
+def _text(path: Path) -> str:
+    """A preset file's text; UsageError unless it is a file of UTF-8 within MAX_PRESET_BYTES."""
+    try:
+        # Non-blocking: opening a FIFO would wait for a writer. It is refused below.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise UsageError(f"preset file not found: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read preset {path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a device (/dev/zero), a FIFO
+            raise UsageError(f"preset {path} is not a file: give a .toml file")
+        with open(fd, "rb", closefd=False) as file:
+            data = file.read(MAX_PRESET_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read preset {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PRESET_BYTES:
+        raise UsageError(f"preset {path} is over {MAX_PRESET_BYTES // 2**20} MiB; a preset is a few dozen lines of TOML")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read preset {path}: not UTF-8 (bad byte at position {exc.start})") from None
+
+
+def too_deep(data: dict[str, Any]) -> str | None:
+    """Where ``data`` nests tables and arrays more than MAX_DEPTH deep (its first two keys), or
+    None. Walked without recursion, so any depth is measured."""
+    stack: list[tuple[Any, tuple[str, ...], int]] = [(data, (), 0)]
+    while stack:
+        value, keys, depth = stack.pop()
+        if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+            return ".".join(keys[:2])
+        if isinstance(value, dict):
+            stack.extend((v, (*keys, str(k)), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, keys, depth + 1) for v in value)
+    return None
 
 
 def load(source: str = DEFAULT_PRESET, overrides: list[tuple[str, Any]] = ()) -> Preset:
@@ -284,6 +338,9 @@ def load(source: str = DEFAULT_PRESET, overrides: list[tuple[str, Any]] = ()) ->
     data.setdefault("name", name)
     for key, value in overrides:
         apply(data, key, value)
+    deep = too_deep(data)
+    if deep is not None:
+        raise UsageError(f"preset {name!r}: {deep} is nested more than {MAX_DEPTH} deep (tables and arrays)")
     try:
         return Preset.model_validate(data)
     except ValidationError as exc:

@@ -29,6 +29,7 @@ from typing import Any
 from . import urls
 from .errors import InputError, LinlyPushError, OutputError, UsageError
 from .ffmpeg import find_ffmpeg, hint, last_error
+from .limits import ffmpeg_env
 from .onsets import ONSET_GAP_SECONDS
 from .presets import Preset, VideoSettings
 from .sync import SyncReport, measure
@@ -470,7 +471,10 @@ def _ffprobe(path: Path, seconds: float | None) -> dict[str, Any]:
     argv = [find_ffprobe(), "-v", "error", "-show_format", "-show_streams", "-show_entries", _PACKET_FIELDS, "-of", "json"]
     if seconds:
         argv += ["-read_intervals", f"%+{seconds:g}"]
-    run = subprocess.run([*argv, str(path)], capture_output=True, text=True, errors="replace")
+    try:
+        run = subprocess.run([*argv, str(path)], capture_output=True, text=True, errors="replace", env=ffmpeg_env())
+    except OSError as exc:
+        raise OutputError(f"cannot start ffprobe ({argv[0]}): {exc.strerror or exc}") from None
     if run.returncode != 0:
         line = last_error(ln.replace(f"{path}: ", "") for ln in run.stderr.splitlines())
         raise InputError(f"cannot read {path}: {line or f'ffprobe exited with code {run.returncode}'}")
@@ -532,7 +536,7 @@ def _record(url: str, seconds: float, dest: Path, secrets: list[str]) -> str | N
     started = time.monotonic()
     shown = urls.redact(url, secrets)
     try:
-        run = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=limit)
+        run = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=limit, env=ffmpeg_env())
     except subprocess.TimeoutExpired:  # subprocess.run killed it
         raise OutputError(f"reading {shown} did not finish within {limit:g} s; stopped") from None
     except OSError as exc:

@@ -23,12 +23,20 @@ class Backoff:
 
     The delay doubles from ``first_delay`` up to ``max_delay``; a run on air for ``healthy_after``
     seconds resets it. The give-up clock runs from the first failure since the last connection
-    that worked, and stops the broadcast after ``give_up_after`` seconds.
+    that worked, and stops the broadcast after ``give_up_after`` seconds, or, until a first
+    connection got on air, after ``first_give_up_after`` (a server that never answered).
     """
 
     settings: ReconnectSettings
     attempts: int = 0  # failures since the last healthy run
     outage_since: float | None = None
+    was_on_air: bool = False  # a connection got on air at least once
+
+    @property
+    def give_up_after(self) -> float:
+        """Seconds of failures the outage now under way may last."""
+        s = self.settings
+        return s.give_up_after if self.was_on_air else min(s.first_give_up_after, s.give_up_after)
 
     def failed(self, now: float, on_air: float, connected: bool) -> float | None:
         """A connection ended after ``on_air`` seconds; the delay before the next try, or None
@@ -36,14 +44,17 @@ class Backoff:
         s = self.settings
         if on_air >= s.healthy_after:
             self.attempts = 0
+        if connected:
+            self.was_on_air = True
         if connected or self.outage_since is None:
             self.outage_since = now
-        if now - self.outage_since >= s.give_up_after:
+        limit = self.give_up_after
+        if now - self.outage_since >= limit:
             return None
         delay = min(s.max_delay, s.first_delay * 2**self.attempts)
         self.attempts += 1
         # Never sleep past the give-up moment: one last try at the deadline.
-        return max(0.0, min(delay, self.outage_since + s.give_up_after - now))
+        return max(0.0, min(delay, self.outage_since + limit - now))
 
 
 def resume_point(fed: list[Placed], cut: int, rate: int) -> list[Segment]:

@@ -21,7 +21,7 @@ from . import audio as audio_io
 from .backends import registry
 from .backends.base import trusted
 from .errors import InputError, UsageError
-from .presets import BackendChoice, Preset, describe
+from .presets import MAX_DEPTH, BackendChoice, Preset, describe, too_deep
 from .program import AudioFile, Cast, Input, Rest, Show
 from .script import MAX_SCRIPT_BYTES, Sentence, over_limit, parse, read_bounded, read_text
 
@@ -85,6 +85,10 @@ def load(path: str | Path, preset: Preset, confine: bool = False) -> Show:
         raise InputError(f"cannot read rundown {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"invalid rundown {path}: {exc}") from None
+    except RecursionError:  # the parser recurses once per level
+        raise UsageError(f"invalid rundown {path}: tables or arrays nested more than {MAX_DEPTH} deep") from None
+    if deep := too_deep(data):
+        raise UsageError(f"rundown {path}: {deep} is nested more than {MAX_DEPTH} deep (tables and arrays)")
     try:
         rundown = _Rundown.model_validate(data)
     except ValidationError as exc:

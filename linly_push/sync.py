@@ -22,6 +22,7 @@ import numpy as np
 from .errors import InputError
 from .ffmpeg import find_ffmpeg
 from .onsets import onsets
+from .limits import ffmpeg_env
 
 FLASH_LUMA = 200  # mean grey level of a flash (white decodes to 255 here); the card itself averages ~70
 _SIZE = (64, 36)
@@ -115,7 +116,7 @@ def _decode(binary: str, path: str | Path, seconds: float | None, stream: str, o
     """ffmpeg's log and the raw output of decoding one ``stream`` of ``path`` (``-copyts``)."""
     limit = ["-t", f"{seconds:g}"] if seconds else []
     argv = [binary, "-hide_banner", "-nostdin", "-nostats", "-copyts", *limit, "-i", str(path), "-map", stream, *output, "pipe:1"]
-    run = subprocess.run(argv, capture_output=True)
+    run = subprocess.run(argv, capture_output=True, env=ffmpeg_env())
     log = run.stderr.decode("utf-8", "replace")
     if run.returncode != 0:
         what = "video" if stream.startswith("0:v") else "audio"

@@ -79,7 +79,7 @@ def kind(target: str) -> Kind:
 
 def check(url: str, shown: str | None = None) -> None:
     """UsageError unless ``url`` is one ffmpeg can push to: a known scheme, a host, a valid port;
-    for RTMP an application in the path, for SRT a port, for WHIP a path. ``shown`` is how to name it in errors."""
+    for RTMP an application and a stream key in the path, for SRT a port, for WHIP a path. ``shown`` is how to name it in errors."""
     where = shown or mask(url)
     what = kind(url)
     if what == "file":
@@ -94,6 +94,13 @@ def check(url: str, shown: str | None = None) -> None:
         raise UsageError(f"{where!r} has no host: write {u.scheme}://HOST/... (e.g. {u.scheme}://{example})")
     if what == "rtmp" and not u.path.strip("/"):
         raise UsageError(f"{where!r} has no application and stream key: write {u.scheme}://HOST/APP/KEY")
+    if what == "rtmp" and len([s for s in u.path.split("/") if s]) < 2:
+        # ffmpeg would take the one segment as both (rtmp://host/KEY: application KEY, stream KEY),
+        # which servers refuse: retried for minutes instead of said at once.
+        raise UsageError(
+            f"{where!r} has one path segment, but RTMP needs an application and a stream key:"
+            f" write {u.scheme}://HOST/APP/KEY (e.g. {u.scheme}://127.0.0.1/live/test)"
+        )
     if what == "srt" and port is None:
         raise UsageError(f"{where!r} has no port: SRT needs one, e.g. srt://HOST:9000?streamid=...")
     if what == "whip" and not u.path.strip("/"):

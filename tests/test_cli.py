@@ -165,10 +165,10 @@ def test_a_failing_backend_plugin_is_exit_4(tmp_path):
     (tmp_path / "ok.txt").write_text("Fine.", encoding="utf-8")
     r = linly("backends", env={"PYTHONPATH": plugins, "COLUMNS": "300"})
     assert "crashing" in r.stdout.decode() and "linly-test-plugins" in r.stdout.decode()
-    # A backend that is not ready says which extra makes it ready, brackets and all.
-    listing = " ".join(r.stdout.decode().split())  # the table may wrap a long status
-    assert "uninstalled engine-package is not installed (pip install 'linly-test-plugins[uninstalled]')" in listing
-    assert "engine [a package] is not" in listing
+    # A backend that is not ready says why, and which extra makes it ready, brackets and all.
+    listing = " ".join(r.stdout.decode().split())
+    assert ("uninstalled not ready a TTS whose engine [a package] is not installed (from linly-test-plugins) "
+            "engine-package is not installed (pip install 'linly-test-plugins[uninstalled]')") in listing
     r = linly("render", "--script", str(tmp_path / "ok.txt"), "-o", str(tmp_path / "o.mp4"), "--tts", "crashing",
               "--json", env={"PYTHONPATH": plugins})
     assert r.returncode == 4, text(r)
@@ -197,3 +197,32 @@ def test_encoders_that_read_ahead_do_not_deadlock_the_pipes(tmp_path, settings):
               input=b"Hello there, this is a test. It must not hang.", timeout=60)
     assert r.returncode == 0, text(r)
     assert probe(out).video_seconds > 3
+
+
+def test_the_soft_limit_on_open_files_is_raised_to_the_hard_one(tmp_path):
+    """Started with the soft limit many shells and services give (issue 18): raised at start, so
+    control clients and reconnects cannot run out of descriptors while the hard limit allows more."""
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    def low() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))
+
+    def soft() -> str:
+        rows = Path(f"/proc/{proc.pid}/limits").read_text().splitlines()
+        return next(row.split()[3] for row in rows if row.startswith("Max open files"))
+
+    # It waits for the script on standard input: its limits can be read meanwhile.
+    proc = subprocess.Popen([sys.executable, "-m", "linly_push", "render", "--script", "-", "-o", str(tmp_path / "x.mp4"),
+                             "--set", "video.width=320", "--set", "video.height=180"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=low)
+    try:
+        deadline = time.monotonic() + 60
+        while soft() != "4096" and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert soft() == "4096"
+    finally:
+        proc.communicate(b"Hello there.\n", timeout=120)
+    assert proc.returncode == 0

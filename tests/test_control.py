@@ -37,14 +37,17 @@ class Controlled(Broadcast):
     """`linly-push live --control PORT --json` in the background; its events read by a thread,
     so the test can make requests while the show runs."""
 
-    def __init__(self, rtmp, *args: str, env: dict | None = None, port: int | None = None) -> None:
+    def __init__(self, rtmp, *args: str, env: dict | None = None, port: int | None = None, preexec=None) -> None:
         self.port = port or free_port()
-        super().__init__("--control", str(self.port), "--url", url(rtmp), *args, env=env)
+        super().__init__("--control", str(self.port), "--url", url(rtmp), *args, env=env, preexec=preexec)
         self.lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.token: str | None = (env or {}).get("LINLY_PUSH_CONTROL_TOKEN")
-        self.wait_for("started")
+        self.wait_for("started")  # after the control API's own event
+        self.control = next((e for e in self.events if e["event"] == "control"), {})
+        if self.token is None and self.control.get("token_file"):  # made at start, in a file only we can read
+            self.token = Path(self.control["token_file"]).read_text().strip()
         self.until(lambda: self.request("GET", "/healthz", check=False)[0] == 200, "healthy")
 
     def _read(self) -> None:
@@ -68,11 +71,14 @@ class Controlled(Broadcast):
 
         return self.until(found, f"{kind} {fields}", timeout)
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def request(self, method: str, path: str, body=None, *, raw: bytes | None = None, headers=None, check=True):
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        hdrs = {"Content-Type": "application/json", **(headers or {})}
-        if self.token and "Authorization" not in hdrs:
-            hdrs["Authorization"] = f"Bearer {self.token}"
+        hdrs = {"Content-Type": "application/json", **self.auth, **(headers or {})}
+        hdrs = {k: v for k, v in hdrs.items() if v is not None}  # None: leave that header out
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
@@ -197,6 +203,16 @@ def test_pause_stops_at_once_and_resume_says_the_cut_sentence_again(show):
     c.stop()
 
 
+def test_the_queue_says_how_much_of_an_item_has_gone_on_air(show):
+    c = show()
+    item = c.say("A first short sentence. " + LONG)
+    c.wait_for("sentence", text=LONG)
+    [speaking] = c.request("GET", "/queue")[1]["items"]
+    assert (speaking["id"], speaking["state"], speaking["parts"], speaking["done"]) == (item, "speaking", 2, 1), speaking
+    c.request("POST", "/interrupt")
+    c.stop()
+
+
 def test_the_queue_can_be_read_and_an_item_taken_out(show):
     c = show()
     c.request("POST", "/pause")
@@ -233,7 +249,7 @@ def test_bad_requests_are_clear_4xx_errors_and_the_stream_carries_on(show):
         assert status == code and says in body["error"], (kw.get("body"), status, body)
     status, body = c.request("POST", "/audio", raw=b"RIFF, but not really a WAV file", headers={"Content-Type": "audio/wav"})
     assert status == 415 and "not a WAV" in body["error"]
-    assert c.request("POST", "/audio", raw=b"")[0] == 400
+    assert c.request("POST", "/audio", raw=b"", headers={"Content-Type": "audio/wav"})[0] == 400
     assert c.request("GET", "/nowhere")[0] == 404
     # A full queue refuses more, and says so.
     c.request("POST", "/pause")
@@ -260,12 +276,12 @@ def test_a_recording_posted_as_wav_is_played(show, rtmp_server):
 
 def test_events_stream_over_sse_and_websocket(show):
     c = show()
-    sse = urllib.request.urlopen(f"http://127.0.0.1:{c.port}/events", timeout=30)
+    sse = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{c.port}/events", headers=c.auth), timeout=30)
     aiohttp = need("aiohttp", "control")
     got_ws: list[dict] = []
 
     async def ws_client() -> None:
-        async with aiohttp.ClientSession() as session, session.ws_connect(f"http://127.0.0.1:{c.port}/ws") as ws:
+        async with aiohttp.ClientSession(headers=c.auth) as session, session.ws_connect(f"http://127.0.0.1:{c.port}/ws") as ws:
             async for msg in ws:
                 got_ws.append(json.loads(msg.data))
                 if got_ws[-1]["event"] == "spoken":
@@ -316,8 +332,10 @@ def test_a_token_guards_every_endpoint_and_is_never_printed(show):
     c = show(env={"LINLY_PUSH_CONTROL_TOKEN": token})
     for path in ("/status", "/queue", "/metrics", "/healthz"):
         assert c.request("GET", path, headers={"Authorization": "Bearer wrong"})[0] == 401
-    status, body = c.request("POST", "/say", {"text": "Hi."}, headers={"Authorization": ""})
-    assert status == 401 and "token" in body["error"]
+    status, body = c.request("POST", "/say", {"text": "Hi."}, headers={"Authorization": None})
+    assert status == 401 and body["error"].startswith("a token is needed") and "LINLY_PUSH_CONTROL_TOKEN" in body["error"]
+    status, body = c.request("POST", "/say", {"text": "Hi."}, headers={"Authorization": "Bearer wrong"})
+    assert status == 401 and body["error"].startswith("the token is wrong")
     assert c.request("GET", "/")[0] == 200  # the page itself asks for the token
     c.wait_for("spoken", id=c.say("With the right token."))
     c.stop()
@@ -363,7 +381,7 @@ def test_the_example_client_answers_questions(show):
     c = show()
     client = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent.parent / "examples" / "control" / "answer.py")],
-        env={**os.environ, "LINLY_PUSH_CONTROL": f"http://127.0.0.1:{c.port}"},
+        env={**os.environ, "LINLY_PUSH_CONTROL": f"http://127.0.0.1:{c.port}", "LINLY_PUSH_CONTROL_TOKEN": c.token},
     )
     try:
         # Asked until answered: the client may not be reading /events yet when the first is said.
@@ -409,7 +427,7 @@ def test_a_client_that_vanishes_mid_stream_leaves_the_rest_alone(show):
     c = show()
     for _ in range(3):
         s = socket.create_connection(("127.0.0.1", c.port))
-        s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{c.port}\r\nAuthorization: Bearer {c.token}\r\n\r\n".encode())
         assert b"200" in s.recv(100)
         s.close()  # gone without a word
     c.wait_for("spoken", id=c.say("Still here for everyone else."))

@@ -71,10 +71,11 @@ def hello(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def test_backends_lists_the_plugin(hello: dict[str, str]) -> None:
     r = linly("backends", env=hello, timeout=60)
     assert r.returncode == 0, text(r)
-    rows = {line.split()[1]: line for line in r.stdout.decode().splitlines() if line.split()[:1] in (["tts"], ["avatar"])}
-    for kind, name in (("avatar", "hello"), ("tts", "beep")):
-        assert rows[name].split()[0] == kind
-        assert "ready" in rows[name] and "linly-push-hello" in rows[name], rows[name]
+    lines = r.stdout.decode().splitlines()
+    for heading, name in (("Avatar backends", "hello"), ("TTS backends", "beep")):
+        start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+        row = next(line for line in lines[start:] if line.split()[:1] == [name])
+        assert row.split()[1] == "ready" and "(from linly-push-hello)" in row, row
 
 
 def test_renders_with_hello_and_beep(hello: dict[str, str], tmp_path: Path) -> None:

@@ -355,6 +355,7 @@ def test_systemd_service_and_timer():
     assert s["Restart"] == "on-failure"
     never = {int(c) for c in s["RestartPreventExitStatus"].split()}
     assert never == {2, 3, 6, 7} and never <= EXIT_CODES.keys()
+    assert int(s["LimitNOFILE"]) >= 65536  # not systemd's soft 1,024 (issue 18)
 
     timer = unit(DEPLOY / "linly-push.timer")
     t = timer["Timer"]
@@ -405,6 +406,7 @@ def test_the_control_channel_unit_runs_until_stopped():
     assert params["url"] == ["rtmp://ingest.example/live/$${STREAM_KEY}"]
     assert "143" in s["SuccessExitStatus"].split() and s["Restart"] == "on-failure"
     assert s["EnvironmentFile"].startswith("/etc/")
+    assert int(s["LimitNOFILE"]) >= 65536  # each control client holds a descriptor (issue 18)
 
 
 # -- Docker and Compose --------------------------------------------------------------------------

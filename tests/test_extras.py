@@ -46,10 +46,13 @@ def _broken(tmp_path: Path, package: str, source: str) -> dict[str, str]:
 
 
 def _status(listing: str, name: str) -> str:
-    """The status of backend ``name`` in ``linly-push backends`` (piped: one row per line)."""
-    row = next(line for line in listing.splitlines() if line.split()[1:2] == [name])
-    header = next(line for line in listing.splitlines() if line.split()[:2] == ["kind", "name"])
-    return row[header.index("status") : header.index("description")].strip()
+    """The status of backend ``name`` in ``linly-push backends`` (piped: a row per line): "ready",
+    or as the note line below its row says it ("ready (...)" for one that runs with less)."""
+    lines = listing.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] == [name])
+    note = lines[at + 1].strip() if at + 1 < len(lines) and lines[at + 1].startswith("   ") else None
+    ready = lines[at].split()[1] == "ready"
+    return "ready" if note is None else ("ready " if ready else "") + note
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,10 @@ def test_live_is_paced_watchable_and_keeps_the_key_secret(rtmp_server, tmp_path)
     # Paced from the audio clock: it takes as long as its audio (not faster than real time).
     assert seconds > 4 and wall >= seconds * 0.95, (wall, seconds)
     assert wall < seconds + 15
+    # The status line's buffer is what is ready ahead of air: while speech is ready, up to the
+    # preset's live.buffer (3 s) of it, drawn.
+    buffers = [e["buffer"] for e in events if e["event"] == "status"]
+    assert buffers and max(buffers) >= 1.0 and max(buffers) <= 3.0, buffers
 
     # What the server recorded is the whole broadcast, decodable, in sync.
     [recording] = rtmp_server.recordings()

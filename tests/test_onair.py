@@ -59,6 +59,23 @@ def test_unreachable_server_gives_up_with_exit_5(tmp_path):
     assert "Traceback" not in err
 
 
+def test_a_server_that_never_answers_is_given_up_on_sooner_and_says_what_to_check(tmp_path):
+    dead = f"rtmp://127.0.0.1:{free_port()}/live/${{STREAM_KEY}}"  # a closed port: refused at once
+    b = Broadcast("--script", write_script(tmp_path), "--url", dead,
+                  "--set", "reconnect.first_give_up_after=2", "--set", "reconnect.first_delay=0.5")
+    first = b.wait_for("dropped")
+    # At once, on the first failure: what went wrong, what to check, for how long it is tried.
+    assert "Connection refused" in first["reason"] and "running?" in first["reason"]
+    assert "giving up after 2 s" in first["reason"]
+    code, err = b.finish(timeout=60)
+    assert code == 5, err  # after 2 s, not reconnect.give_up_after's 180
+    assert len(b.of("dropped")) >= 2 and "giving up" not in b.of("dropped")[-1]["reason"]  # said once
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("linly-push: error: gave up after 2 s") and "first_give_up_after" in line, line
+    assert b.events[-1]["event"] == "error" and b.events[-1]["code"] == 5
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_ends_the_broadcast_cleanly(rtmp_server, tmp_path, sig, code):
     record = tmp_path / "show.mkv"

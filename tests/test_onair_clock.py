@@ -172,3 +172,18 @@ def test_a_restart_resends_the_cut_sentence_from_frame_zero():
     assert int((np.concatenate([t.audio[:, 0] for t in again]) == 2000).sum()) == 8000
     source.stop()
     drawer.close()
+
+
+def test_the_buffer_is_what_is_drawn_ahead_of_air_and_no_more():
+    """Live, a long sentence is placed and drawn ``ahead`` (1 s) past what is on air: the buffer
+    says how much of it is ready to go, and never more than was asked for."""
+    clock, source, drawer = clock_for([speech(1000, 4.0, 1)], Numbered(), live=True, ahead=1.0)
+    ticks = clock.ticks()
+    buffers = []
+    for _ in range(40):  # 1.6 s on air, in real time
+        next(ticks)
+        buffers.append(clock.buffered)
+    assert max(buffers[10:]) >= 0.5, buffers  # the drawer keeps up: most of the second is ready
+    assert max(buffers) <= 1.0, buffers
+    source.stop()
+    drawer.close()

@@ -39,6 +39,27 @@ def test_give_up_after_zero_means_no_retry():
     assert backoff(give_up_after=0.0).failed(now=5.0, on_air=0.0, connected=False) is None
 
 
+def test_a_server_that_never_answered_is_given_up_on_sooner():
+    b = backoff(first_give_up_after=5.0, give_up_after=60.0, first_delay=1.0)
+    assert b.give_up_after == 5.0
+    assert b.failed(now=0.0, on_air=0.0, connected=False) == 1.0
+    assert b.failed(now=4.0, on_air=0.0, connected=False) == 1.0  # one last try at the deadline
+    assert b.failed(now=5.0, on_air=0.0, connected=False) is None
+
+
+def test_once_on_air_a_drop_is_retried_for_give_up_after():
+    b = backoff(first_give_up_after=5.0, give_up_after=60.0)
+    assert b.failed(now=0.0, on_air=0.0, connected=False) == 1.0  # refused at first, then on air
+    assert b.failed(now=100.0, on_air=30.0, connected=True) == 1.0  # dropped after 30 s on air
+    assert b.give_up_after == 60.0
+    assert b.failed(now=150.0, on_air=0.0, connected=False) is not None  # past 5 s: still trying
+    assert b.failed(now=160.0, on_air=0.0, connected=False) is None
+
+
+def test_the_first_limit_is_never_longer_than_give_up_after():
+    assert backoff(first_give_up_after=30.0, give_up_after=3.0).give_up_after == 3.0
+
+
 def seg(kind: str, n: int, value: int = 1000, source: str | None = None, sentence: int | None = None) -> Segment:
     return Segment(np.full((n, 1), value, np.int16), kind, sentence=sentence, source=source)
 

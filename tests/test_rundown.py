@@ -79,6 +79,11 @@ def test_a_rundown_becomes_one_program_with_a_cast_per_segment(tmp_path):
     ("[[segment]]\npause = true", r"segment 1, pause: "),
     ("show = 'x'\n[[segment]]\nscript = 'Hi.'", r"unknown key 'show' \(a rundown has title and \[\[segment\]\] tables\)"),
     ("[[segment\nscript = 'Hi.'", r"invalid rundown"),
+    # Nested past any sense: refused, not a RecursionError and its traceback (issue 18).
+    ("[[segment]]\nscript = 'Hi.'\n[segment.tts]\nbackend = 'espeak'\nx = " + "[" * 1000 + "]" * 1000,
+     r"nested more than 32 deep"),
+    ("[[segment]]\nscript = 'Hi.'\n[segment.tts]\nbackend = 'espeak'\nx = " + "[" * 40 + "]" * 40,
+     r"segment.tts is nested more than 32 deep"),
 ])
 def test_bad_rundowns_are_usage_errors_that_say_where(tmp_path, body, message):
     with pytest.raises(UsageError, match=message):
@@ -224,10 +229,10 @@ def test_live_waits_for_its_start_time_then_plays_the_rundown_on_one_connection(
 
 def test_start_times_in_the_past_are_refused_before_anything_starts(tmp_path):
     (tmp_path / "t.txt").write_text("Hi.", encoding="utf-8")
+    if time.localtime(time.time() - 3600).tm_yday != time.localtime().tm_yday:
+        pytest.skip("an hour ago was yesterday")  # before running: "--at 23:09" at 00:09 is tonight's, 23 hours ahead
     past = time.strftime("%H:%M", time.localtime(time.time() - 3600))
     r = linly("live", "--script", str(tmp_path / "t.txt"), "--url", "rtmp://127.0.0.1:9/live/x", "--at", past)
-    if time.localtime(time.time() - 3600).tm_yday != time.localtime().tm_yday:
-        pytest.skip("an hour ago was yesterday")
     assert r.returncode == 2 and "ago today" in text(r) and "for tomorrow give --at" in text(r)
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from broadcast import SMALL, write_script
+from cli_run import linly, text
 
 from linly_push import urls
 from linly_push.errors import UsageError
@@ -178,3 +180,32 @@ def test_whip_keys_in_the_path_are_secrets():
     scrub = urls.Redactor([urls.Target.plain(url)])
     text = "[whip @ 0x1] Failed to POST to 0123456789abcdef0123456789abcdefk/webRTC/publish"
     assert "0123456789abcdef" not in scrub(text) and "webRTC/publish" in scrub(text)
+
+
+@pytest.mark.parametrize("raw", ["rtmp://127.0.0.1/${KEY}", "rtmps://ingest.example:443/${KEY}/", "rtmp://h//${KEY}"])
+def test_an_rtmp_url_without_an_application_is_refused_with_its_key_masked(raw):
+    env = {"KEY": "live_8842_sEcReT"}
+    with pytest.raises(UsageError) as err:
+        urls.target(raw, env)
+    message = str(err.value)
+    assert f"'{urls.mask(raw.replace('${KEY}', '****'))}' has one path segment" in message
+    assert f"{raw.split(':')[0]}://HOST/APP/KEY" in message
+    assert "8842" not in message and "sEcReT" not in message
+
+
+def test_an_rtmp_url_with_its_key_alone_is_refused_and_the_key_stays_hidden():
+    with pytest.raises(UsageError) as err:
+        urls.check("rtmp://127.0.0.1/live_8842_sEcReT")
+    assert "'rtmp://127.0.0.1/****' has one path segment" in str(err.value) and "8842" not in str(err.value)
+    urls.check("rtmp://127.0.0.1/live/live_8842_sEcReT")  # an application, then the key: fine
+
+
+def test_live_to_an_rtmp_url_without_an_application_exits_2_at_once(tmp_path):
+    # Before, this was retried as a connection (here for 2 s, by default for 3 minutes), then exit 5.
+    r = linly("live", "--script", write_script(tmp_path), "--url", "rtmp://127.0.0.1:1/${STREAM_KEY}",
+              "--set", "reconnect.give_up_after=2", *SMALL, env={"STREAM_KEY": "live_8842_sEcReT"}, timeout=120)
+    assert r.returncode == 2, text(r)
+    assert r.stderr.decode() == (
+        "linly-push: error: 'rtmp://127.0.0.1:1/****' has one path segment, but RTMP needs an application and a "
+        "stream key: write rtmp://HOST/APP/KEY (e.g. rtmp://127.0.0.1/live/test)\n"
+    )

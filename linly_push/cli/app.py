@@ -5,21 +5,45 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import Any
 
 import typer
 from typer._click.exceptions import ClickException, UsageError as ClickUsageError
+from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.exceptions import Abort
 
 from .. import __version__
 from ..errors import EXIT_CODES, Interrupted, LinlyPushError
 from ..events import Error
+from ..limits import raise_open_files
 from . import info, probe, run
 from .signals import Signals
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
 
+
+def _bare_flags(params: list[Any]) -> list[Any]:
+    # Typer's help writes a type after every option, "--json <bool>" too, as if a flag took a
+    # value; an empty metavar leaves a flag bare.
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _bare_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _bare_flags(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="linly-push",
+    cls=_Group,
     help="Scripted talking-avatar broadcasts: a script or recordings in, a lip-synced avatar out — "
     "live over RTMP/SRT, or rendered to a file.",
     epilog=_EPILOG,
@@ -27,11 +51,14 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
-app.command(epilog=_EPILOG)(run.render)
-app.command(epilog=_EPILOG)(run.live)
-app.command(epilog=_EPILOG)(probe.probe)
-app.add_typer(info.presets_app, name="presets")
-app.command()(info.backends)
+app.command(cls=_Command, epilog=_EPILOG)(run.render)
+app.command(cls=_Command, epilog=_EPILOG)(run.live)
+app.command(cls=_Command, epilog=_EPILOG)(probe.probe)
+presets = typer.Typer(cls=_Group, help="List and inspect presets (scene settings).", no_args_is_help=True)
+presets.command("list", cls=_Command)(info.presets_list)
+presets.command("show", cls=_Command)(info.presets_show)
+app.add_typer(presets, name="presets")
+app.command(cls=_Command)(info.backends)
 
 
 def _version(value: bool) -> None:
@@ -50,6 +77,9 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Control API clients, pipes to each ffmpeg and recordings all hold descriptors: a soft
+    # limit of 1,024 (many shells' and services') is no reason to run out while the hard one allows more.
+    raise_open_files()
     args = sys.argv[1:] if argv is None else argv
     # Read here, not from the parsed options: errors are handled outside the command's context.
     debug, as_json = "--debug" in args, "--json" in args

@@ -6,14 +6,20 @@ Everything goes to stderr except --json events, which go to stdout so they can b
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
+from rich.measure import Measurement
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, SpinnerColumn, Task, TextColumn
 from rich.progress import Progress as Bar
+from rich.table import Column
+from rich.text import Text
 
 from ..events import (
+    Control,
     Destination,
     Dropped,
     Event,
@@ -54,59 +60,67 @@ class RichDisplay:
         if handler is not None:
             handler(self, event)
 
+    def _on_control(self, d: Control) -> None:
+        if d.token_file is None:
+            self._print(f"Control API on {escape(d.url)} [dim](token from LINLY_PUSH_CONTROL_TOKEN)[/]")
+        else:  # the token itself is never printed: only where it is
+            self._print(f"Control API on {escape(d.url)} · token in {escape(d.token_file)} · "
+                        f"operator page: open {escape(d.page_file or '')}")
+
     def _on_waiting(self, d: Waiting) -> None:
         warm = f" (on air {d.warmup:g}s earlier, idling)" if d.warmup else ""
-        self.console.print(f"[bold]Waiting[/] until {escape(d.start)}{warm}: {_clock(d.seconds)} to go. Ctrl-C cancels.")
+        self._print(f"[bold]Waiting[/] until {escape(d.start)}{warm}: {_clock(d.seconds)} to go. Ctrl-C cancels.")
 
     def _on_started(self, d: Started) -> None:
         self.live = d.live
         self.sentence = (0, d.sentences or 0)
         verb = "Streaming to" if self.live else "Rendering"
         title = f"[bold]{escape(d.title)}[/]: " if d.title else ""
-        self.console.print(
+        self._print(
             f"{title}[bold]{verb}[/] {escape(d.output)}  [dim]{d.preset} · {d.video} · {d.audio} · "
             f"tts {d.tts or '-'} · avatar {d.avatar} · ffmpeg {d.ffmpeg}[/]"
         )
         if not self.console.is_terminal:
             return
-        columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
+        # The words stay whole; the fields after them give way in a narrow terminal (see _Fields).
+        whole = Column(no_wrap=True)
+        columns: list[Any] = [SpinnerColumn(table_column=whole), TextColumn("{task.description}", table_column=whole)]
         if not self.live and d.sentences:
-            columns += [BarColumn(), MofNCompleteColumn(), TextColumn("sentences")]
-        columns += [TextColumn("[cyan]{task.fields[info]}")]
+            columns += [BarColumn(bar_width=20), MofNCompleteColumn(table_column=whole),
+                        TextColumn("sentences", table_column=whole)]
+        columns += [_FieldsColumn()]
         self.progress = Bar(*columns, console=self.console)
         total = d.sentences if not self.live and d.sentences else None
-        self.task = self.progress.add_task("on air" if self.live else "rendering", total=total, info="")
+        self.task = self.progress.add_task("on air" if self.live else "rendering", total=total, info=_Fields([]))
         self.progress.start()
 
     def _on_sentence(self, d: Sentence) -> None:
         self.sentence = (d.index, d.total or 0)
         of = f"/{d.total}" if d.total else ""
         line = f"[dim]{_clock(d.at)}[/] sentence {d.index}{of}: {escape(d.text)}"
-        if self.progress is not None:
-            self.progress.console.print(line)
-            if not self.live:
-                self.progress.update(self.task, completed=d.index - 1)
-        else:
-            self.console.print(line)
+        self._print(line)
+        if self.progress is not None and not self.live:
+            self.progress.update(self.task, completed=d.index - 1)
 
     def _on_progress(self, d: Progress) -> None:
         if self.progress is not None:
-            speed = f" · {d.speed:.1f}× realtime" if d.speed else ""
-            info = f"{_clock(d.seconds)} rendered · {d.frames} frames{speed}"
+            speed = [f"{d.speed:.1f}× realtime"] if d.speed else []
+            info = _Fields([f"{_clock(d.seconds)} rendered", *speed, f"{d.frames} frames"])
             self.progress.update(self.task, info=info)
 
     def _on_status(self, d: Status) -> None:
         if self.progress is None:
             return
-        rate = f"{d.bitrate_kbps:.0f} kbit/s" if d.bitrate_kbps else "- kbit/s"
         current, total = self.sentence
-        said = (f"sentence {current}/{total} · " if total else f"sentence {current} · ") if current else ""
-        extra = "".join(f" · {n} {label}" for n, label in ((d.repeated, "repeated frames"), (d.reconnects, "reconnects")) if n)
-        info = f"{_clock(d.seconds)} · {said}{d.fps:.1f} fps · {rate} · {d.buffer:.1f}s buffered{extra}"
+        said = [f"sentence {current}/{total}" if total else f"sentence {current}"] if current else []
+        rate = f"{d.bitrate_kbps:.0f} kbit/s" if d.bitrate_kbps else "- kbit/s"
+        problems = [_count(n, what) for n, what in ((d.repeated, "repeated frame"), (d.reconnects, "reconnect")) if n]
+        info = _Fields([_clock(d.seconds), *said, f"{d.fps:.1f} fps", rate, f"{d.buffer:.1f}s buffered", *problems])
         self.progress.update(self.task, info=info)
 
     def _print(self, line: str) -> None:
-        (self.progress.console if self.progress is not None else self.console).print(line)
+        # In a terminal, a long line wraps between words; in a log, it stays one line.
+        self.console.print(line, soft_wrap=False if self.console.is_terminal else None)
 
     def _on_dropped(self, d: Dropped) -> None:
         resume = f", resuming at sentence {d.resume_sentence}" if d.resume_sentence else ""
@@ -139,23 +153,23 @@ class RichDisplay:
 
     def _on_finished(self, d: Finished) -> None:
         if self.progress is not None and not self.live:
-            self.progress.update(
-                self.task, completed=self.sentence[1], info=f"{_clock(d.seconds)} rendered · {d.frames} frames"
-            )
+            info = _Fields([f"{_clock(d.seconds)} rendered", f"{d.frames} frames"])
+            self.progress.update(self.task, completed=self.sentence[1], info=info)
         self.close()
         what = "Streamed" if self.live else "Wrote"
+        captions = f" and its captions {escape(d.vtt)}" if d.vtt else ""
         n = d.sentences
         said = f", {n} sentence{'s' if n != 1 else ''}" if n else ""
         missed = [x for x in d.destinations if not x["complete"]]
         mark = "[yellow]⚠[/]" if missed else "[green]✓[/]"
-        self.console.print(
-            f"{mark} {what} {escape(d.output)}: {_clock(d.seconds)}, {d.frames} frames{said} "
+        self._print(
+            f"{mark} {what} {escape(d.output)}{captions}: {_clock(d.seconds)}, {d.frames} frames{said} "
             f"in {d.wall:.1f}s ({d.speed:.1f}× realtime)"
         )
         for x in missed:
             what = "recording" if x["role"] == "record" else "destination"
             why = f": {escape(x['reason'])}" if x["reason"] else ""
-            self.console.print(f"  [yellow]{what} {escape(x['destination'])} is incomplete[/]{why}")
+            self._print(f"  [yellow]{what} {escape(x['destination'])} is incomplete[/]{why}")
 
     def close(self) -> None:
         if self.progress is not None:
@@ -163,11 +177,44 @@ class RichDisplay:
             self.progress = None
 
     _HANDLERS = {
-        Waiting: _on_waiting, Started: _on_started, Sentence: _on_sentence, Progress: _on_progress,
+        Control: _on_control, Waiting: _on_waiting, Started: _on_started, Sentence: _on_sentence, Progress: _on_progress,
         Status: _on_status, Dropped: _on_dropped, Destination: _on_destination, WarningEvent: _on_warning,
         Queued: _on_queued, InterruptedEvent: _on_interrupted,
         Reconnected: _on_reconnected, Finished: _on_finished,
     }
+
+
+class _Fields:
+    """A status line's fields, most important first: as many as the width allows, each whole, so
+    a narrow terminal drops the last ones instead of cutting every word short ("o…")."""
+
+    def __init__(self, fields: Sequence[str]) -> None:
+        self.fields = list(fields)
+
+    def fit(self, width: int) -> str:
+        shown = self.fields[:1]  # the first is kept whatever the width
+        for field in self.fields[1:]:
+            if cell_len(" · ".join([*shown, field])) > width:
+                break
+            shown.append(field)
+        return " · ".join(shown)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(cell_len(self.fit(0)), cell_len(" · ".join(self.fields)))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
+        yield Text(self.fit(options.max_width), style="cyan", no_wrap=True, overflow="ellipsis")
+
+
+class _FieldsColumn(ProgressColumn):
+    """The task's ``info``: its _Fields, which give way first when the line is too long."""
+
+    def render(self, task: Task) -> _Fields:
+        return task.fields["info"]
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'s' if n != 1 else ''}"
 
 
 def _clock(seconds: float) -> str:

@@ -66,8 +66,10 @@ def probe(
     Examples:
       linly-push probe talk.mp4
       linly-push probe show.mp4 --expect preset=hd
-      linly-push probe 'rtmp://127.0.0.1/live/${STREAM_KEY}' --expect preset=local-test --json
-      linly-push probe sync-check.mp4 --sync --expect 'sync.max_ms<=40' --expect 'sync.min_ms>=-40'
+      linly-push probe 'rtmp://127.0.0.1/live/${STREAM_KEY}' \\
+          --expect preset=local-test --json
+      linly-push probe sync-check.mp4 --sync \\
+          --expect 'sync.max_ms<=40' --expect 'sync.min_ms>=-40'
     """
     plain, presets = _expectations(expect or [])
     secrets = urls.env_values(target)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -18,7 +17,7 @@ from .. import presets as presets_mod
 from ..broadcast import Outlet, Summary
 from ..errors import Incomplete, UsageError
 from ..control import Controller
-from ..events import Event, Listener
+from ..events import Control, Event, Listener
 from ..server import TOKEN_ENV, ControlServer, is_loopback, parse_address
 from ..server import available as server_available
 from ..program import Show, measured
@@ -190,9 +189,8 @@ def live(
         if server is None:
             return api.live(show, raw, preset=p, record=record, on_event=listen, stop=stop, loop=loop,
                             duration=length, at=start, warmup=warmup)
-        server.start()
-        print(f"linly-push: control API on {server.url}/" + (" (token required)" if server.token else ""),
-              file=sys.stderr, flush=True)
+        server.start(ending=stop)
+        listen(Control(url=server.url + "/", token_file=_text(server.token_file), page_file=_text(server.page_file)))
 
         def both(event: Event) -> None:
             listen(event)
@@ -214,8 +212,12 @@ def _control_server(address: str, p: presets_mod.Preset) -> ControlServer:
         raise UsageError(f"--control: {server_available()}")
     token = os.environ.get(TOKEN_ENV) or None
     if token is None and not is_loopback(host):
-        raise UsageError(f"--control {address}: serving beyond this machine needs a token: set {TOKEN_ENV}")
+        raise UsageError(f"--control {address}: serving beyond this machine needs a token of your own: set {TOKEN_ENV}")
     return ControlServer(Controller(p), p, host, port, token)
+
+
+def _text(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
 
 
 def _show(

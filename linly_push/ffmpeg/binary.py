@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import OutputError, UsageError
+from ..limits import ffmpeg_env
 
 ENV_VAR = "LINLY_PUSH_FFMPEG"
 REQUIRED_ENCODERS = ("libx264", "aac")
@@ -91,7 +92,7 @@ def _names(listing: str) -> set[str]:
 def _run(path: str, source: str, *args: str) -> str:
     try:
         return subprocess.run(
-            [path, "-hide_banner", *args], capture_output=True, text=True, timeout=30, check=True
+            [path, "-hide_banner", *args], capture_output=True, text=True, timeout=30, check=True, env=ffmpeg_env(),
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise OutputError(f"cannot run ffmpeg at {path} (from {source}): {exc}") from None

@@ -6,6 +6,8 @@ Nothing here runs ffmpeg: the sink and the preflight checks hand in what it wrot
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from .. import urls
+from ..limits import open_files_limit
 from .argv import tee_order
 from .binary import ENV_VAR
 
@@ -159,6 +162,22 @@ def file_hint(text: str, path: Path) -> str | None:
     if "No such file" in text or "Not a directory" in text:
         return f"check that the folder of {path} exists and is writable"
     return None
+
+
+def start_error(exc: OSError) -> str:
+    """Why ffmpeg could not be started (``exc``, from making its pipes or its process), and what
+    to do about it."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EMFILE:
+        return (f"{reason} (this process may have {open_files_limit()} open: raise the limit with LimitNOFILE="
+                f" in its systemd unit or ulimit -n, or see what holds them in /proc/{os.getpid()}/fd)")
+    if exc.errno == errno.ENFILE:
+        return f"{reason} (the system's table of open files is full: see which process holds them, or raise fs.file-max)"
+    if exc.errno in (errno.ENOMEM, errno.EAGAIN):
+        return f"{reason} (the machine is out of memory or processes: free some)"
+    if exc.errno in (errno.ENOENT, errno.EACCES, errno.ENOEXEC):
+        return f"{reason} (has ffmpeg been removed or replaced? {ENV_VAR} picks one)"
+    return reason
 
 
 def _free(folder: Path) -> str:

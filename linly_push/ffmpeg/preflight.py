@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import OutputError, UsageError
+from ..limits import ffmpeg_env
 from ..presets import AudioSettings, VideoSettings, WhipSettings
 from .argv import FILE_FORMATS, check_argv
 from .diagnosis import dry_run_error, file_hint
@@ -21,7 +22,7 @@ from .diagnosis import dry_run_error, file_hint
 @functools.cache
 def _dry_run(argv: tuple[str, ...]) -> tuple[int, str]:
     try:
-        run = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=60)
+        run = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=60, env=ffmpeg_env())
     except (OSError, subprocess.SubprocessError) as exc:
         return -1, str(exc)
     return run.returncode, run.stderr

@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import urls
 from ..errors import OutputError, Refused
+from ..limits import ffmpeg_env
 from ..presets import AudioSettings, VideoSettings, WhipSettings
 from .argv import build_argv, destinations
 from .binary import find_ffmpeg
@@ -48,6 +49,7 @@ from .diagnosis import (
     parse_log_line,
     progress_reports,
     refused,
+    start_error,
 )
 
 
@@ -122,6 +124,7 @@ class FFmpegSink:
         self._queues: list[queue.Queue[bytes | None]] = []
         self._writers: list[threading.Thread] = []
         self._readers: list[threading.Thread] = []
+        self._pipes: tuple[IO[bytes], IO[bytes]] | None = None  # ffmpeg's stdout and stderr
         # What a writer thread hit: evidence, not state. check() turns it into the failure, once
         # ffmpeg's last words (the reason) are in; a writer cannot wait for them.
         self._write_error: OSError | None = None
@@ -136,45 +139,62 @@ class FFmpegSink:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FFmpegSink:
+        """Start ffmpeg. OutputError when it cannot start: no descriptors or memory left for its
+        pipes or process, or a binary that will not run; nothing is left open then."""
         if self._state is not SinkState.NEW:
             raise RuntimeError("FFmpegSink already started")
         binary = self._ffmpeg or find_ffmpeg().path
-        (vr, vw), (ar, aw) = os.pipe(), os.pipe()
-        self._argv = build_argv(
-            binary, self.video, self.audio, self.outputs, video_fd=vr, audio_fd=ar, whip=self._whip, token=self._token,
-        )
         self.last_progress = time.monotonic()
         try:
-            self._proc = subprocess.Popen(
-                self._argv,
-                pass_fds=(vr, ar),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                # Its own session: a Ctrl-C in the terminal reaches only us, and we end the
-                # stream with an EOF so the trailer is written, instead of ffmpeg dying mid-write.
-                start_new_session=True,
-            )
+            self._proc, (vw, aw), self._pipes = self._spawn(binary)
         except OSError as exc:
-            for fd in (vw, aw):
-                os.close(fd)
-            raise OutputError(self._redact(f"cannot start ffmpeg ({binary}): {exc}")) from None
-        finally:
-            os.close(vr)  # the child holds the read ends now
-            os.close(ar)
+            raise OutputError(self._redact(f"cannot start ffmpeg ({binary}): {start_error(exc)}")) from None
         self._queues = [queue.Queue(size) for size in self._queue_sizes]
         self._writers = [
             _daemon(self._write_loop, "video", vw, self._queues[0]),
             _daemon(self._write_loop, "audio", aw, self._queues[1]),
         ]
-        self._readers = [
-            _daemon(self._read_stderr, "stderr", self._proc.stderr),
-            _daemon(self._read_progress, "progress", self._proc.stdout),
+        self._readers = [  # in the order of _pipes
+            _daemon(self._read_progress, "progress", self._pipes[0]),
+            _daemon(self._read_stderr, "stderr", self._pipes[1]),
         ]
         self._to(SinkState.RUNNING)
         for t in (*self._writers, *self._readers):
             t.start()
         return self
+
+    def _spawn(self, binary: str) -> tuple[subprocess.Popen[bytes], tuple[int, int], tuple[IO[bytes], IO[bytes]]]:
+        """ffmpeg reading two pipes, its stdout and stderr on two more: the process, the write
+        ends of its inputs and its outputs, to read. Every descriptor is made here, so that when
+        one cannot be (none left: EMFILE) or the process cannot start, all are closed again."""
+        made: list[int] = []
+
+        def pipe() -> tuple[int, int]:
+            ends = os.pipe()
+            made.extend(ends)
+            return ends
+
+        try:
+            (vr, vw), (ar, aw), (outr, outw), (errr, errw) = pipe(), pipe(), pipe(), pipe()
+            null = os.open(os.devnull, os.O_RDONLY)
+            made.append(null)
+            self._argv = build_argv(
+                binary, self.video, self.audio, self.outputs, video_fd=vr, audio_fd=ar, whip=self._whip, token=self._token,
+            )
+            proc = subprocess.Popen(
+                self._argv, pass_fds=(vr, ar), stdin=null, stdout=outw, stderr=errw,
+                env=ffmpeg_env(),  # what it needs to run, and no secret of ours
+                # Its own session: a Ctrl-C in the terminal reaches only us, and we end the
+                # stream with an EOF so the trailer is written, instead of ffmpeg dying mid-write.
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in made:
+                os.close(fd)
+            raise
+        for fd in (vr, ar, outw, errw, null):  # the child holds these now
+            os.close(fd)
+        return proc, (vw, aw), (os.fdopen(outr, "rb"), os.fdopen(errr, "rb"))
 
     def write(
         self,
@@ -455,6 +475,10 @@ class FFmpegSink:
                         q.get_nowait()
         for t in (*self._writers, *self._readers):
             t.join(5)
+        # Closed now, not when the sink is collected: a reconnect needs these descriptors.
+        for reader, pipe in zip(self._readers, self._pipes or ()):
+            if not reader.is_alive():
+                pipe.close()
 
     def _diagnose(self) -> OutputError:
         rc = self.returncode

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from ...errors import InputError, Interrupted, UsageError
 from ...ffmpeg import find_ffmpeg, last_error
+from ...limits import ffmpeg_env
 from ...media import VideoFormat
 from ...timeline import FrameContext
 from ..base import Avatar, BackendOptions, Colour
@@ -74,7 +75,7 @@ def decode(ffmpeg: str, path: Path, video: VideoFormat, fit: Fit, background: st
     ]  # fmt: skip
     frames: list[np.ndarray] = []
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a broken clip's errors can be long
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=ffmpeg_env())
         assert proc.stdout is not None
         try:
             while (frame := _read_frame(proc.stdout, video.frame_bytes)) is not None:

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ...errors import BackendError
+from ...limits import without_token
 from ...media import Speech
 from ..base import TRUSTED, BackendOptions, TTSBackend
 
@@ -97,6 +98,7 @@ class CommandTTS(TTSBackend):
                 proc = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     start_new_session=True,  # its own process group, so a timeout ends its children too
+                    env=without_token(),  # the user's environment, not our control API's token
                 )
             except FileNotFoundError:
                 raise BackendError(f"tts.command: program {program!r} not found (is it installed and on PATH?)") from None
